@@ -1,0 +1,117 @@
+"""The API's error bodies (CONTRACT section 6), produced in one place."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+INVALID_TOKEN = "Invalid token"
+ACCESS_DENIED = "Access denied"
+INVALID_LICENSE = "Invalid license"
+LICENSE_LIMIT_REACHED = "Too Many Requests (Reached license limit)"
+TOO_MANY_REQUESTS = "Too Many Requests"
+INVALID_REQUEST = "Invalid request"
+NOT_FOUND = "Not found"
+METHOD_NOT_ALLOWED = "Method not allowed"
+NOT_ACCEPTABLE = "Not acceptable"
+REQUEST_TOO_LARGE = "Request too large"
+SERVICE_UNAVAILABLE = "Service unavailable"
+SERVER_ERROR = "Internal server error"
+
+API_PREFIX = "/v1/"
+
+
+def error_body(message: str, details=None) -> dict:
+    body = {"error": message}
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def json_error(status: int, message: str, details=None, headers=None) -> JsonResponse:
+    """A plain Django response with an error body, for code that runs outside DRF views."""
+    response = JsonResponse(error_body(message, details), status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def is_api_request(request) -> bool:
+    return request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")
+
+
+def _invalid_request_details(exc: exceptions.APIException):
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        return detail if isinstance(detail, dict) else {"non_field_errors": detail}
+    return {"body": [str(exc.detail)]}
+
+
+def api_exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: every API error answers with a body of CONTRACT section 6."""
+    headers = {}
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        status, body = 401, error_body(INVALID_TOKEN)
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    elif isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
+        status, body = 403, error_body(ACCESS_DENIED)
+    elif isinstance(exc, (exceptions.NotFound, Http404)):
+        status, body = 404, error_body(NOT_FOUND)
+    elif isinstance(
+        exc, (exceptions.ValidationError, exceptions.ParseError, exceptions.UnsupportedMediaType)
+    ):
+        status, body = 400, error_body(INVALID_REQUEST, _invalid_request_details(exc))
+    elif isinstance(exc, exceptions.MethodNotAllowed):
+        status, body = 405, error_body(METHOD_NOT_ALLOWED)
+    elif isinstance(exc, exceptions.NotAcceptable):
+        status, body = 406, error_body(NOT_ACCEPTABLE)
+    elif isinstance(exc, exceptions.Throttled):
+        status, body = 429, error_body(TOO_MANY_REQUESTS)
+        if exc.wait:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+    elif isinstance(exc, RequestDataTooBig):
+        status, body = 413, error_body(REQUEST_TOO_LARGE)
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        logger.error("Database unavailable: %s", type(exc).__name__)
+        status, body = 503, error_body(SERVICE_UNAVAILABLE)
+    elif isinstance(exc, exceptions.APIException):
+        status, body = exc.status_code, error_body(str(exc.detail))
+    else:
+        return None  # unexpected: ApiErrorMiddleware logs it and answers 500
+    return Response(body, status=status, headers=headers)
+
+
+def not_found_view(request, exception=None):
+    return json_error(404, NOT_FOUND)
+
+
+class ApiErrorMiddleware:
+    """Unhandled errors under /v1/ answer JSON, never a traceback or an HTML page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_api_request(request):
+            return None
+        if isinstance(exception, RequestDataTooBig):
+            return json_error(413, REQUEST_TOO_LARGE)
+        if isinstance(exception, Http404):
+            return json_error(404, NOT_FOUND)
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.error("Database unavailable: %s", type(exception).__name__)
+            return json_error(503, SERVICE_UNAVAILABLE)
+        if isinstance(exception, DatabaseError):
+            logger.exception("Database error on %s %s", request.method, request.path)
+            return json_error(500, SERVER_ERROR)
+        logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return json_error(500, SERVER_ERROR)

@@ -1,0 +1,15 @@
+"""URLs of the public (platform) domain: the operators' admin."""
+
+from django.contrib import admin
+from django.urls import path, re_path
+
+from config.errors import not_found_view
+
+admin.site.site_header = "Licensing platform"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    re_path(r"^v1(/.*)?$", not_found_view),
+]
+
+handler404 = "config.errors.not_found_view"

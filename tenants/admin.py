@@ -1,0 +1,77 @@
+from django.contrib import admin
+from django.db import connection
+from django.utils.html import format_html
+from django_tenants.admin import TenantAdminMixin
+from django_tenants.utils import get_public_schema_name
+
+from tenants.models import Domain, Tenant
+
+
+class PublicSchemaOnly:
+    """Platform data: managed from the public admin only, never from a tenant's admin."""
+
+    def _on_public_schema(self) -> bool:
+        return connection.schema_name == get_public_schema_name()
+
+    def has_module_permission(self, request):
+        return self._on_public_schema() and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._on_public_schema() and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return self._on_public_schema() and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return self._on_public_schema() and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._on_public_schema() and super().has_delete_permission(request, obj)
+
+
+class DomainInline(PublicSchemaOnly, admin.TabularInline):
+    model = Domain
+    extra = 0
+
+
+@admin.register(Tenant)
+class TenantAdmin(PublicSchemaOnly, TenantAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "schema_name",
+        "primary_domain",
+        "request_limit",
+        "request_period",
+        "expires_at",
+        "licence_status",
+    )
+    list_filter = ("request_period",)
+    search_fields = ("name", "schema_name", "domains__domain")
+    readonly_fields = ("created_at",)
+    inlines = [DomainInline]
+    fieldsets = (
+        (None, {"fields": ("name", "schema_name", "created_at")}),
+        ("Platform licence", {"fields": ("request_limit", "request_period", "expires_at")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        # The schema name is the tenant's identity; it cannot change once the schema exists.
+        return self.readonly_fields + (("schema_name",) if obj else ())
+
+    @admin.display(description="Domain")
+    def primary_domain(self, obj):
+        domain = obj.get_primary_domain()
+        return domain.domain if domain else "—"
+
+    @admin.display(description="Licence")
+    def licence_status(self, obj):
+        if obj.is_expired:
+            return format_html('<strong style="color:#ba2121">{}</strong>', "expired")
+        return "valid"
+
+
+@admin.register(Domain)
+class DomainAdmin(PublicSchemaOnly, admin.ModelAdmin):
+    list_display = ("domain", "tenant", "is_primary")
+    search_fields = ("domain", "tenant__name", "tenant__schema_name")
+    list_select_related = ("tenant",)

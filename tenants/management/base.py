@@ -1,0 +1,56 @@
+"""Shared pieces of the operator commands."""
+
+import argparse
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django_tenants.utils import get_public_schema_name, tenant_context
+
+from tenants.models import Tenant
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return number
+
+
+def validation_message(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+class TenantCommand(BaseCommand):
+    """A command about one tenant, named with `--tenant SCHEMA`; `handle_tenant` runs in its schema."""
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--tenant", required=True, metavar="SCHEMA", help="The tenant's schema name."
+        )
+
+    def get_tenant(self, schema_name: str) -> Tenant:
+        if schema_name == get_public_schema_name():
+            raise CommandError("The public schema is not a tenant; name a tenant's schema.")
+        tenant = Tenant.objects.filter(schema_name=schema_name).first()
+        if tenant is None:
+            known = ", ".join(
+                Tenant.objects.exclude(schema_name=get_public_schema_name()).values_list(
+                    "schema_name", flat=True
+                )
+            )
+            raise CommandError(f"No tenant {schema_name!r}. Known tenants: {known or 'none'}.")
+        return tenant
+
+    def handle(self, *args, **options):
+        tenant = self.get_tenant(options["tenant"])
+        with tenant_context(tenant):
+            try:
+                return self.handle_tenant(tenant, options)
+            except ValidationError as exc:
+                raise CommandError(validation_message(exc)) from None
+
+    def handle_tenant(self, tenant: Tenant, options: dict):
+        raise NotImplementedError

@@ -1,0 +1,83 @@
+import json
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django_tenants.utils import tenant_context
+
+from tenants.models import Tenant
+from tenants.services import AdminAccount, ensure_public_tenant, provision_tenant
+
+DEMO_SCHEMA = "demo"
+DEMO_DOMAIN = "demo.localhost"
+DEMO_ADMIN = "admin"
+
+
+class Command(BaseCommand):
+    help = (
+        "Start a ready demo: prepare the database, provision the tenant 'demo' on demo.localhost "
+        "with sample data, and serve the site."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--no-serve", action="store_true", help="Prepare everything, then exit."
+        )
+
+    def handle(self, *args, **options):
+        self.stdout.write("Preparing the database…")
+        call_command("migrate_schemas", interactive=False, verbosity=0)
+        ensure_public_tenant()
+        tenant, password = self.demo_tenant()
+        self.load_sample_data(tenant)
+
+        port = options["port"]
+        base = f"http://{DEMO_DOMAIN}:{port}"
+        self.stdout.write(
+            self.style.SUCCESS("\nThe demo is ready.\n")
+            + f"  Tenant admin:   {base}/admin/   user {DEMO_ADMIN!r}, password {password!r}\n"
+            + f"  REST API:       {base}/v1/\n"
+            + f"  Platform admin: http://{settings.PUBLIC_DOMAIN}:{port}/admin/ "
+            + "(create an operator with: python manage.py createsuperuser)\n"
+        )
+        if not options["no_serve"]:
+            call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
+
+    def demo_tenant(self) -> tuple[Tenant, str]:
+        """The demo tenant and its admin password, kept in .data/ so re-runs print the same one."""
+        credentials = settings.DATA_DIR / "demo-credentials.json"
+        tenant = Tenant.objects.filter(schema_name=DEMO_SCHEMA).first()
+        if tenant is not None and credentials.exists():
+            return tenant, json.loads(credentials.read_text())["password"]
+
+        password = secrets.token_urlsafe(12)
+        if tenant is None:
+            tenant = provision_tenant(
+                schema_name=DEMO_SCHEMA,
+                name="Demo Software Ltd",
+                domain=DEMO_DOMAIN,
+                admin=AdminAccount(DEMO_ADMIN, "admin@demo.localhost", password),
+                request_limit=10000,
+            )
+        else:
+            with tenant_context(tenant):
+                admin = get_user_model().objects.get(username=DEMO_ADMIN)
+                admin.set_password(password)
+                admin.save(update_fields=["password"])
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        credentials.write_text(json.dumps({"username": DEMO_ADMIN, "password": password}))
+        credentials.chmod(0o600)
+        return tenant, password
+
+    def load_sample_data(self, tenant: Tenant) -> None:
+        """Sample products, plans, customers and licences (added once; see licensing.sample_data)."""
+        try:
+            from licensing.sample_data import load_sample_data
+        except ImportError:
+            return
+        with tenant_context(tenant):
+            for line in load_sample_data(tenant):
+                self.stdout.write(line)

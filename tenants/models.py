@@ -1,0 +1,58 @@
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class RequestPeriod(models.TextChoices):
+    MINUTE = "minute", "per minute"
+    HOUR = "hour", "per hour"
+    DAY = "day", "per day"
+
+
+PERIOD_SECONDS = {RequestPeriod.MINUTE: 60, RequestPeriod.HOUR: 3600, RequestPeriod.DAY: 86400}
+
+
+class Tenant(TenantMixin):
+    """A software vendor with its own schema, and its platform licence (CONTRACT section 2)."""
+
+    name = models.CharField(max_length=200)
+    request_limit = models.PositiveIntegerField(
+        default=1000, help_text="API requests allowed per request period."
+    )
+    request_period = models.CharField(
+        max_length=10, choices=RequestPeriod.choices, default=RequestPeriod.MINUTE
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the platform licence ends; empty means never."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    auto_create_schema = True
+    auto_drop_schema = True
+
+    class Meta:
+        ordering = ["schema_name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.schema_name})"
+
+    def licence_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def is_expired(self) -> bool:
+        return self.licence_expired()
+
+    @property
+    def period_seconds(self) -> int:
+        return PERIOD_SECONDS[RequestPeriod(self.request_period)]
+
+
+class Domain(DomainMixin):
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain

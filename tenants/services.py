@@ -1,0 +1,196 @@
+"""Provisioning tenants and changing their platform licences: the rules, written once."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django_tenants.utils import get_public_schema_name, schema_exists, tenant_context
+
+from tenants.models import Domain, RequestPeriod, Tenant
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+RESERVED_SCHEMAS = {"public", "information_schema"}
+
+# Sentinel meaning "leave this licence field as it is".
+UNCHANGED = object()
+
+
+@dataclass(frozen=True)
+class AdminAccount:
+    username: str
+    email: str
+    password: str
+
+
+def parse_expiry(value: str | None) -> datetime | None:
+    """`never`/empty → None; a date → the end of that day (UTC); an ISO datetime as given."""
+    if value is None or value.strip().lower() in {"", "never", "none"}:
+        return None
+    value = value.strip()
+    invalid = ValidationError(
+        f"Invalid expiry {value!r}: use YYYY-MM-DD, an ISO 8601 date-time, or 'never'."
+    )
+    try:
+        if len(value) == 10:
+            day = parse_date(value)
+            if day is None:
+                raise invalid
+            return end_of_day(day)
+        moment = parse_datetime(value)
+    except ValueError:
+        raise invalid from None
+    if moment is None:
+        raise invalid
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+
+
+def end_of_day(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def validate_licence(request_limit: int, request_period: str) -> None:
+    if request_limit < 1:
+        raise ValidationError("The request limit must be a positive integer.")
+    if request_period not in RequestPeriod.values:
+        raise ValidationError(
+            f"Invalid request period {request_period!r}: choose one of {', '.join(RequestPeriod.values)}."
+        )
+
+
+def validate_new_tenant(schema_name: str, domain: str) -> None:
+    if not SCHEMA_NAME_RE.match(schema_name) or schema_name.startswith("pg_"):
+        raise ValidationError(
+            f"Invalid tenant {schema_name!r}: use lowercase letters, digits and underscores, "
+            "starting with a letter (at most 63 characters)."
+        )
+    if schema_name in RESERVED_SCHEMAS:
+        raise ValidationError(f"The schema name {schema_name!r} is reserved.")
+    if Tenant.objects.filter(schema_name=schema_name).exists() or schema_exists(schema_name):
+        raise ValidationError(f"A tenant with schema {schema_name!r} already exists.")
+    if not DOMAIN_RE.match(domain):
+        raise ValidationError(f"Invalid domain {domain!r}.")
+    if Domain.objects.filter(domain=domain).exists():
+        raise ValidationError(f"The domain {domain!r} already belongs to a tenant.")
+
+
+def validate_admin(account: AdminAccount) -> None:
+    User = get_user_model()
+    try:
+        User._meta.get_field("username").run_validators(account.username)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"Invalid admin username {account.username!r}: {' '.join(exc.messages)}"
+        ) from None
+    if not account.username:
+        raise ValidationError("The admin username must not be empty.")
+    try:
+        validate_email(account.email)
+    except ValidationError:
+        raise ValidationError(f"Invalid admin email {account.email!r}.") from None
+    validate_password(account.password, User(username=account.username, email=account.email))
+
+
+def ensure_public_tenant() -> Tenant:
+    """The public tenant (schema `public`) with PUBLIC_DOMAIN; created when missing."""
+    public_name = get_public_schema_name()
+    tenant = Tenant.objects.filter(schema_name=public_name).first()
+    if tenant is None:
+        tenant = Tenant(schema_name=public_name, name="Platform")
+        tenant.save(verbosity=0)
+    Domain.objects.get_or_create(
+        domain=settings.PUBLIC_DOMAIN, defaults={"tenant": tenant, "is_primary": True}
+    )
+    return tenant
+
+
+def provision_tenant(
+    *,
+    schema_name: str,
+    name: str,
+    domain: str,
+    admin: AdminAccount,
+    request_limit: int = 1000,
+    request_period: str = RequestPeriod.MINUTE,
+    expires_at: datetime | None = None,
+) -> Tenant:
+    """Create a tenant's schema, its domain, its first administrator and its platform licence.
+
+    Everything is validated first; if any later step fails, the tenant, its schema and its domain
+    are removed again, so a failed provisioning leaves nothing behind.
+    """
+    schema_name, domain = schema_name.strip(), domain.strip().lower()
+    if not name.strip():
+        raise ValidationError("The tenant name must not be empty.")
+    validate_new_tenant(schema_name, domain)
+    validate_licence(request_limit, request_period)
+    validate_admin(admin)
+    ensure_public_tenant()
+
+    tenant = Tenant(
+        schema_name=schema_name,
+        name=name.strip(),
+        request_limit=request_limit,
+        request_period=request_period,
+        expires_at=expires_at,
+    )
+    try:
+        tenant.save(verbosity=0)  # creates and migrates the schema
+        with transaction.atomic():
+            Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
+            with tenant_context(tenant):
+                get_user_model().objects.create_superuser(
+                    username=admin.username, email=admin.email, password=admin.password
+                )
+    except BaseException:
+        logger.exception("Provisioning tenant %s failed; removing what was created", schema_name)
+        _remove_failed_tenant(tenant)
+        raise
+    logger.info("Provisioned tenant %s on %s", schema_name, domain)
+    return tenant
+
+
+def _remove_failed_tenant(tenant: Tenant) -> None:
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        # Fire deferred foreign-key checks now: PostgreSQL refuses to drop tables with them pending.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        if tenant.pk is not None:
+            Domain.objects.filter(tenant_id=tenant.pk).delete()
+            Tenant.objects.filter(pk=tenant.pk).delete()  # drops the schema too (auto_drop_schema)
+        if schema_exists(tenant.schema_name):
+            cursor.execute(f'DROP SCHEMA "{tenant.schema_name}" CASCADE')
+
+
+def set_tenant_licence(
+    tenant: Tenant,
+    *,
+    request_limit: int | None = None,
+    request_period: str | None = None,
+    expires_at: datetime | None | object = UNCHANGED,
+) -> Tenant:
+    """Change a tenant's platform licence; only the given parts change, and at once."""
+    limit = tenant.request_limit if request_limit is None else request_limit
+    period = tenant.request_period if request_period is None else request_period
+    validate_licence(limit, period)
+    tenant.request_limit, tenant.request_period = limit, period
+    if expires_at is not UNCHANGED:
+        tenant.expires_at = expires_at
+    tenant.save(update_fields=["request_limit", "request_period", "expires_at"])
+    logger.info("Licence of tenant %s changed", tenant.schema_name)
+    return tenant

@@ -1,0 +1,95 @@
+"""Test tenants built once per session, and clients that speak to them by host.
+
+The session fixture provisions the public tenant and two tenants, `alpha` and `beta`, in the real
+PostgreSQL test database. Each test runs inside a transaction that is rolled back, so rows a test
+writes never reach another test; the tenants themselves stay for the whole session.
+"""
+
+import os
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from tenants.models import Tenant
+from tenants.services import AdminAccount, ensure_public_tenant, provision_tenant
+
+TEST_PASSWORD = "Test-password-2026!"
+TENANTS = {"alpha": "alpha.localhost", "beta": "beta.localhost"}
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        ensure_public_tenant()
+        for schema, domain in TENANTS.items():
+            if not Tenant.objects.filter(schema_name=schema).exists():
+                provision_tenant(
+                    schema_name=schema,
+                    name=f"{schema.title()} Software",
+                    domain=domain,
+                    admin=AdminAccount(f"{schema}-admin", f"admin@{domain}", TEST_PASSWORD),
+                    request_limit=100_000,
+                )
+        connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_between_tests():
+    yield
+    connection.set_schema_to_public()
+
+
+class TenantClient(Client):
+    """Django's test client, speaking to one tenant's host; `tenant` is the Tenant it targets."""
+
+    def __init__(self, tenant, host, **defaults):
+        super().__init__(HTTP_HOST=host, **defaults)
+        self.tenant = tenant
+        self.host = host
+
+    # Logging in writes a session and reads users: both live in the tenant's schema.
+    def login(self, **credentials):
+        with schema_context(self.tenant.schema_name):
+            return super().login(**credentials)
+
+    def force_login(self, user, backend=None):
+        with schema_context(self.tenant.schema_name):
+            return super().force_login(user, backend)
+
+
+@pytest.fixture
+def tenant_alpha(db):
+    return Tenant.objects.get(schema_name="alpha")
+
+
+@pytest.fixture
+def tenant_beta(db):
+    return Tenant.objects.get(schema_name="beta")
+
+
+@pytest.fixture
+def alpha_client(tenant_alpha):
+    return TenantClient(tenant_alpha, TENANTS["alpha"])
+
+
+@pytest.fixture
+def beta_client(tenant_beta):
+    return TenantClient(tenant_beta, TENANTS["beta"])
+
+
+@pytest.fixture
+def in_alpha(tenant_alpha):
+    """Run the test body in alpha's schema (for writing rows directly)."""
+    with schema_context("alpha"):
+        yield tenant_alpha
+
+
+@pytest.fixture
+def admin_password():
+    return TEST_PASSWORD
+
+
+def pytest_configure(config):
+    os.environ.setdefault("DJANGO_SUPERUSER_PASSWORD", TEST_PASSWORD)
