@@ -187,7 +187,9 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Default deny: a view must declare `required_permissions` per method (tokens.api.permissions).
+    "DEFAULT_PERMISSION_CLASSES": ["tokens.api.permissions.HasTokenPermissions"],
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.ApiCursorPagination",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

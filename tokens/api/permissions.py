@@ -1,0 +1,50 @@
+"""Declarative permission checks, Sentry's scope_map style.
+
+A view says, per HTTP method, which permission codes of the catalogue it needs::
+
+    class LicenseViewSet(...):
+        required_permissions = {
+            "GET": (Permission.VIEW_LICENSES,),
+            "POST": (Permission.EDIT_LICENSES,),
+            "PATCH": (Permission.EDIT_LICENSES,),
+        }
+
+A method missing from the map is denied. The token's permissions are read as they are now
+(`request.auth.permissions`, set by the access-token authentication), so removing a checkbox takes
+effect on the next request.
+"""
+
+from rest_framework.permissions import BasePermission
+
+from tokens.catalogue import ALL_PERMISSIONS
+
+
+def required_for(view, method: str) -> tuple[str, ...] | None:
+    """The permission codes `view` requires for `method`; None when the method is not allowed."""
+    scope_map = getattr(view, "required_permissions", None) or {}
+    if method == "HEAD":
+        method = "GET"
+    required = scope_map.get(method)
+    if required is None:
+        return None
+    unknown = set(required) - ALL_PERMISSIONS
+    if unknown:
+        raise ValueError(f"{type(view).__name__} requires unknown permissions {sorted(unknown)}")
+    return tuple(required)
+
+
+class HasTokenPermissions(BasePermission):
+    """Allow a request only if its access token holds every permission its method requires."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method == "OPTIONS":
+            return False
+        required = required_for(view, request.method)
+        if required is None:
+            return False
+        granted = getattr(request.auth, "permissions", None)
+        if granted is None:
+            return False
+        missing = [code for code in required if code not in granted]
+        request.missing_permissions = missing
+        return not missing
