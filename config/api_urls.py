@@ -1,3 +1,7 @@
 """The REST API of a tenant's domain; each app contributes its own `api/urls.py`."""
 
-urlpatterns = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("tokens.api.urls")),
+]

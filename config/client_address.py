@@ -10,7 +10,7 @@ def client_address(request) -> str:
     (each trusted proxy appends the address it saw); entries further left are client-supplied and
     ignored. With 0 (the default), X-Forwarded-For is ignored entirely.
     """
-    remote = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"
+    remote = request.META.get("REMOTE_ADDR", "")
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies <= 0:
         return remote

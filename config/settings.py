@@ -64,6 +64,11 @@ JWT_SIGNING_KEY = key("JWT_SIGNING_KEY")
 # HMAC key for stored User Token digests; USER_TOKEN_HASH_KEY_ID names it so it can be rotated.
 USER_TOKEN_HASH_KEY = key("USER_TOKEN_HASH_KEY")
 USER_TOKEN_HASH_KEY_ID = os.environ.get("USER_TOKEN_HASH_KEY_ID", "k1")
+# Retired hashing keys still accepted during a rotation: "k0:oldkey,k00:olderkey". A token found
+# under an old key is re-hashed under the current one on its next exchange.
+USER_TOKEN_OLD_HASH_KEYS = dict(
+    item.split(":", 1) for item in env_list("USER_TOKEN_OLD_HASH_KEYS", []) if ":" in item
+)
 if len({SECRET_KEY, JWT_SIGNING_KEY, USER_TOKEN_HASH_KEY}) != 3:
     raise ImproperlyConfigured("SECRET_KEY, JWT_SIGNING_KEY and USER_TOKEN_HASH_KEY must differ.")
 
@@ -86,6 +91,7 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
 ]
 TENANT_APPS = [
@@ -186,7 +192,7 @@ SESSION_COOKIE_HTTPONLY = True
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["tokens.api.authentication.AccessTokenAuthentication"],
     # Default deny: a view must declare `required_permissions` per method (tokens.api.permissions).
     "DEFAULT_PERMISSION_CLASSES": ["tokens.api.permissions.HasTokenPermissions"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.ApiCursorPagination",

@@ -86,6 +86,65 @@ def in_alpha(tenant_alpha):
         yield tenant_alpha
 
 
+def tenant_host(schema: str) -> str:
+    return TENANTS[schema]
+
+
+@pytest.fixture
+def make_user_token(db):
+    """make_user_token(tenant="alpha", permissions=[...], owner=None, **fields) -> (token, secret).
+
+    The owner defaults to a fresh active user of that tenant; the token is written in its schema.
+    """
+    from django.contrib.auth import get_user_model
+
+    from tokens.services import create_user_token
+
+    counter = iter(range(1, 10_000))
+
+    def make(tenant="alpha", permissions=(), owner=None, name=None, **fields):
+        with schema_context(tenant):
+            if owner is None:
+                owner = get_user_model().objects.create_user(
+                    f"integration-{next(counter)}", email="integration@example.com"
+                )
+            return create_user_token(
+                owner=owner,
+                name=name or "test token",
+                permissions=[str(p) for p in permissions],
+                **fields,
+            )
+
+    return make
+
+
+def exchange(client, secret: str):
+    return client.post("/v1/auth/token", {"user_token": secret}, content_type="application/json")
+
+
+@pytest.fixture
+def api_client(make_user_token):
+    """api_client(tenant="alpha", permissions=[...], **token_fields) -> TenantClient.
+
+    Its requests carry `Authorization: Bearer <access token>` of a fresh User Token with exactly
+    those permissions; `.user_token`, `.secret` and `.tokens` (the exchange answer) are attached.
+    """
+
+    def make(tenant="alpha", permissions=(), **fields):
+        token, secret = make_user_token(tenant, permissions, **fields)
+        tenant_obj = Tenant.objects.get(schema_name=tenant)
+        response = exchange(TenantClient(tenant_obj, TENANTS[tenant]), secret)
+        assert response.status_code == 200, response.content
+        tokens = response.json()
+        client = TenantClient(
+            tenant_obj, TENANTS[tenant], HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}"
+        )
+        client.user_token, client.secret, client.tokens = token, secret, tokens
+        return client
+
+    return make
+
+
 @pytest.fixture
 def admin_password():
     return TEST_PASSWORD

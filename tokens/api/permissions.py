@@ -16,6 +16,7 @@ effect on the next request.
 
 from rest_framework.permissions import BasePermission
 
+from tokens import signals
 from tokens.catalogue import ALL_PERMISSIONS
 
 
@@ -37,14 +38,36 @@ class HasTokenPermissions(BasePermission):
     """Allow a request only if its access token holds every permission its method requires."""
 
     def has_permission(self, request, view) -> bool:
-        if request.method == "OPTIONS":
-            return False
+        granted = getattr(request.auth, "permissions", None)
+        if granted is None:
+            signals.authentication_failed.send(
+                HasTokenPermissions,
+                request=request,
+                reason="missing_credentials",
+                user_token_id=None,
+                stage="access",
+            )
+            return False  # DRF answers 401: no credentials were given
+        if not hasattr(view, request.method.lower()):
+            return True  # DRF answers 405 for a method the view does not implement
         required = required_for(view, request.method)
         if required is None:
             return False
-        granted = getattr(request.auth, "permissions", None)
-        if granted is None:
-            return False
         missing = [code for code in required if code not in granted]
-        request.missing_permissions = missing
-        return not missing
+        if missing:
+            signals.permission_denied.send(
+                HasTokenPermissions,
+                request=request,
+                user_token=request.auth.user_token,
+                missing=missing,
+                method=request.method,
+                path=request.path,
+            )
+            return False
+        signals.token_used.send(
+            HasTokenPermissions,
+            request=request,
+            user_token=request.auth.user_token,
+            permissions_used=list(required),
+        )
+        return True

@@ -1,0 +1,109 @@
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.client_address import client_address
+from tokens import services
+from tokens.api.authentication import refuse
+from tokens.api.serializers import (
+    ExchangeSerializer,
+    MeSerializer,
+    RefreshSerializer,
+    UserTokenSerializer,
+)
+from tokens.catalogue import Permission
+from tokens.models import UserToken
+
+try:  # the per-address abuse throttle (rate-limiting work); absent, nothing is throttled
+    from tenants.throttling import count_failed_attempt, guard_against_guessing
+except ImportError:  # pragma: no cover
+
+    def guard_against_guessing(request, scope):
+        return None
+
+    def count_failed_attempt(request, scope):
+        return None
+
+
+class CredentialView(APIView):
+    """Token exchange and refresh: no Authorization header needed, guessing is throttled."""
+
+    authentication_classes = []
+    permission_classes = []
+    serializer_class: type
+    field: str
+    scope: str
+    stage: str
+
+    def post(self, request):
+        guard_against_guessing(request, self.scope)
+        serializer = self.serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            pair = self.exchange(serializer.validated_data[self.field], request)
+        except services.TokenRefused as refused:
+            count_failed_attempt(request, self.scope)
+            raise refuse(request, refused, self.stage) from None
+        return Response(pair.as_response(), headers={"Cache-Control": "no-store"})
+
+
+class TokenExchangeView(CredentialView):
+    """POST /v1/auth/token: a User Token secret for an access and a refresh token."""
+
+    serializer_class, field, scope, stage = (
+        ExchangeSerializer,
+        "user_token",
+        "token_exchange",
+        "exchange",
+    )
+
+    def exchange(self, secret, request):
+        return services.exchange_user_token(
+            secret, address=client_address(request), request=request
+        )
+
+
+class TokenRefreshView(CredentialView):
+    """POST /v1/auth/refresh: a refresh token (spent by this call) for a new pair."""
+
+    serializer_class, field, scope, stage = (
+        RefreshSerializer,
+        "refresh_token",
+        "token_refresh",
+        "refresh",
+    )
+
+    def exchange(self, raw, request):
+        return services.rotate_refresh_token(raw, address=client_address(request), request=request)
+
+
+class MeView(APIView):
+    """GET /v1/auth/me: the calling token, its permissions and the tenant's request allowance."""
+
+    required_permissions = {"GET": ()}
+
+    def get(self, request):
+        return Response(MeSerializer().to_representation(request))
+
+
+class UserTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """List, read and refresh User Tokens. There is deliberately no create: tokens are made in
+    the admin only."""
+
+    required_permissions = {
+        "GET": (Permission.EDIT_USER_TOKENS,),
+        "POST": (Permission.EDIT_USER_TOKENS,),
+    }
+    serializer_class = UserTokenSerializer
+    queryset = UserToken.objects.select_related("owner")
+
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, pk=None):
+        token = self.get_object()
+        if not services.may_refresh(request.auth.permissions, token):
+            raise PermissionDenied()
+        secret = services.refresh_user_token(token, actor=request.user, via="api", request=request)
+        body = {**UserTokenSerializer(token).data, "user_token": secret}
+        return Response(body, headers={"Cache-Control": "no-store"})

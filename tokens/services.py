@@ -1,0 +1,346 @@
+"""User Tokens: creating, refreshing, deactivating, exchanging and checking them. Written once;
+the admin, the API and the operator commands all call these."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+
+from tokens import hashing, signals
+from tokens.catalogue import ALL_PERMISSIONS
+from tokens.jwt import (
+    GENERATION_CLAIM,
+    TENANT_CLAIM,
+    USER_TOKEN_CLAIM,
+    ApiAccessToken,
+    ApiRefreshToken,
+    issue,
+)
+from tokens.models import SpentRefreshToken, UserToken
+
+logger = logging.getLogger(__name__)
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class FailureReason:
+    """Why authentication failed: recorded for monitoring, never shown to the caller."""
+
+    MALFORMED = "malformed"
+    UNKNOWN = "unknown_token"
+    INACTIVE = "token_inactive"
+    EXPIRED = "token_expired"
+    OWNER_INACTIVE = "owner_inactive"
+    ADDRESS_NOT_ALLOWED = "address_not_allowed"
+    WRONG_TENANT = "wrong_tenant"
+    INVALID_JWT = "invalid_jwt"
+    REVOKED = "revoked_by_refresh"
+    REFRESH_SPENT = "refresh_token_spent"
+    MISSING = "missing_credentials"
+
+
+class TokenRefused(Exception):
+    """Authentication failed; `reason` is one of FailureReason, `user_token_id` when known."""
+
+    def __init__(self, reason: str, user_token_id: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.user_token_id = user_token_id
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    permissions: list[str]
+
+    def as_response(self) -> dict:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "permissions": self.permissions,
+        }
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    """`request.auth` for a request made with an access token."""
+
+    user_token: UserToken
+    permissions: frozenset[str]
+
+
+def _clean_permissions(permissions) -> list[str]:
+    codes = sorted(set(permissions))
+    unknown = set(codes) - ALL_PERMISSIONS
+    if unknown:
+        raise ValueError(f"Unknown permissions: {sorted(unknown)}")
+    return codes
+
+
+def _new_secret_fields() -> tuple[str, dict]:
+    secret = hashing.new_secret()
+    return secret, {
+        "digest": hashing.digest(secret),
+        "key_id": hashing.current_key_id(),
+        "last_four": secret[-4:],
+    }
+
+
+# --- Administration
+
+
+def create_user_token(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    permissions,
+    expires_at: datetime | None = None,
+    allowed_ips=(),
+    created_by: AbstractBaseUser | None = None,
+) -> tuple[UserToken, str]:
+    """A new User Token and its secret; the secret exists only in the returned value."""
+    secret, fields = _new_secret_fields()
+    token = UserToken.objects.create(
+        owner=owner,
+        name=name,
+        permissions=_clean_permissions(permissions),
+        expires_at=expires_at,
+        allowed_ips=list(allowed_ips),
+        created_by=created_by,
+        **fields,
+    )
+    return token, secret
+
+
+def refresh_user_token(
+    token: UserToken, *, actor: AbstractBaseUser | None = None, via: str, request=None
+) -> str:
+    """Replace the secret and bump the generation: every JWT issued before stops working at once."""
+    secret, fields = _new_secret_fields()
+    now = timezone.now()
+    with transaction.atomic():
+        UserToken.objects.filter(pk=token.pk).update(
+            generation=F("generation") + 1, refreshed_at=now, **fields
+        )
+        token.refresh_from_db()
+    signals.user_token_refreshed.send(
+        UserToken, user_token=token, actor=actor, via=via, request=request
+    )
+    logger.info("User Token %s refreshed via %s", token.pk, via)
+    return secret
+
+
+def deactivate_user_token(
+    token: UserToken, *, actor: AbstractBaseUser | None = None, via: str, request=None
+) -> None:
+    if not token.is_active:
+        return
+    token.is_active = False
+    token.deactivated_at = timezone.now()
+    token.save(update_fields=["is_active", "deactivated_at"])
+    signals.user_token_deactivated.send(
+        UserToken, user_token=token, actor=actor, via=via, request=request
+    )
+    logger.info("User Token %s deactivated via %s", token.pk, via)
+
+
+def activate_user_token(token: UserToken) -> None:
+    token.is_active = True
+    token.deactivated_at = None
+    token.save(update_fields=["is_active", "deactivated_at"])
+
+
+def expire_user_token(token: UserToken, *, actor=None, via: str, request=None) -> None:
+    """End time-bounded access now."""
+    token.expires_at = timezone.now()
+    token.save(update_fields=["expires_at"])
+
+
+def update_user_token(
+    token: UserToken,
+    *,
+    actor: AbstractBaseUser | None = None,
+    via: str,
+    request=None,
+    **changes,
+) -> UserToken:
+    """Change a token's name, permissions, expiry or networks; permission changes are signalled."""
+    before = set(UserToken.objects.filter(pk=token.pk).values_list("permissions", flat=True).get())
+    if "permissions" in changes:
+        changes["permissions"] = _clean_permissions(changes["permissions"])
+    for field, value in changes.items():
+        setattr(token, field, value)
+    token.full_clean(exclude=["owner", "digest", "key_id", "last_four"])
+    token.save()
+    after = set(token.permissions)
+    if before != after:
+        signals.user_token_permissions_changed.send(
+            UserToken,
+            user_token=token,
+            actor=actor,
+            via=via,
+            request=request,
+            added=sorted(after - before),
+            removed=sorted(before - after),
+        )
+    return token
+
+
+def may_refresh(caller_permissions, target: UserToken) -> bool:
+    """A token may refresh only tokens whose permissions are a subset of its own."""
+    return set(target.permissions) <= set(caller_permissions)
+
+
+# --- Authentication
+
+
+def check_usable(token: UserToken, *, address: str, now: datetime | None = None) -> None:
+    """Raise TokenRefused unless the User Token may be used now from `address`."""
+    if not token.is_active:
+        raise TokenRefused(FailureReason.INACTIVE, token.pk)
+    if token.is_expired(now):
+        raise TokenRefused(FailureReason.EXPIRED, token.pk)
+    if not token.owner.is_active:
+        raise TokenRefused(FailureReason.OWNER_INACTIVE, token.pk)
+    if not token.allows_address(address):
+        raise TokenRefused(FailureReason.ADDRESS_NOT_ALLOWED, token.pk)
+
+
+def _find_by_secret(secret) -> UserToken:
+    if not isinstance(secret, str) or not secret:
+        # Hash something anyway, so a malformed value costs the same as an unknown one.
+        hashing.digest("")
+        raise TokenRefused(FailureReason.MALFORMED)
+    candidates = hashing.candidate_digests(secret)
+    found = {
+        t.digest: t
+        for t in UserToken.objects.select_related("owner").filter(
+            digest__in=[d for _, d in candidates]
+        )
+    }
+    for key_id, candidate in candidates:
+        token = found.get(candidate)
+        if token is not None and token.key_id == key_id:
+            if key_id != hashing.current_key_id():
+                _rehash(token, secret)
+            return token
+    raise TokenRefused(FailureReason.UNKNOWN)
+
+
+def _rehash(token: UserToken, secret: str) -> None:
+    token.digest, token.key_id = hashing.digest(secret), hashing.current_key_id()
+    UserToken.objects.filter(pk=token.pk).update(digest=token.digest, key_id=token.key_id)
+
+
+def _issue_pair(token: UserToken) -> TokenPair:
+    tenant = connection.schema_name
+    access = issue(ApiAccessToken, tenant=tenant, user_token=token)
+    refresh = issue(ApiRefreshToken, tenant=tenant, user_token=token)
+    return TokenPair(
+        access_token=str(access),
+        refresh_token=str(refresh),
+        expires_in=int(ApiAccessToken.lifetime.total_seconds()),
+        permissions=sorted(token.permissions),
+    )
+
+
+def exchange_user_token(secret, *, address: str, request=None) -> TokenPair:
+    """Exchange a User Token secret for an access and a refresh token of the current tenant."""
+    token = _find_by_secret(secret)
+    check_usable(token, address=address)
+    mark_used(token, address)
+    signals.token_exchanged.send(UserToken, user_token=token, request=request)
+    return _issue_pair(token)
+
+
+def _decode(token_class, raw) -> dict:
+    if not isinstance(raw, str) or not raw:
+        raise TokenRefused(FailureReason.MALFORMED)
+    try:
+        payload = token_class(raw).payload
+    except TokenError:
+        raise TokenRefused(FailureReason.INVALID_JWT) from None
+    token_id = payload.get(USER_TOKEN_CLAIM)
+    if payload.get(TENANT_CLAIM) != connection.schema_name:
+        raise TokenRefused(FailureReason.WRONG_TENANT)
+    if not isinstance(token_id, int) or not isinstance(payload.get(GENERATION_CLAIM), int):
+        raise TokenRefused(FailureReason.INVALID_JWT)
+    return payload
+
+
+def _current_token(payload: dict, address: str) -> UserToken:
+    token_id = payload[USER_TOKEN_CLAIM]
+    token = UserToken.objects.select_related("owner").filter(pk=token_id).first()
+    if token is None:
+        raise TokenRefused(FailureReason.UNKNOWN, token_id)
+    if token.generation != payload[GENERATION_CLAIM]:
+        raise TokenRefused(FailureReason.REVOKED, token_id)
+    check_usable(token, address=address)
+    return token
+
+
+def rotate_refresh_token(raw, *, address: str, request=None) -> TokenPair:
+    """A new pair for a refresh token, which is spent: presenting it again is refused."""
+    payload = _decode(ApiRefreshToken, raw)
+    token = _current_token(payload, address)
+    try:
+        with transaction.atomic():
+            SpentRefreshToken.objects.create(
+                jti=payload["jti"],
+                user_token=token,
+                expires_at=datetime.fromtimestamp(
+                    payload["exp"], tz=timezone.get_current_timezone()
+                ),
+            )
+    except IntegrityError:
+        raise TokenRefused(FailureReason.REFRESH_SPENT, token.pk) from None
+    mark_used(token, address)
+    signals.token_pair_refreshed.send(UserToken, user_token=token, request=request)
+    return _issue_pair(token)
+
+
+def authenticate_access_token(raw, *, address: str) -> TokenAuth:
+    """The User Token behind an access token, as it is now (one query)."""
+    token = _current_token(_decode(ApiAccessToken, raw), address)
+    mark_used(token, address)
+    return TokenAuth(user_token=token, permissions=frozenset(token.permissions))
+
+
+def mark_used(token: UserToken, address: str) -> None:
+    """Record last use; written at most once a minute per token (or when the address changes)."""
+    now = timezone.now()
+    if (
+        token.last_used_at is not None
+        and now - token.last_used_at < LAST_USED_RESOLUTION
+        and token.last_used_ip == address
+    ):
+        return
+    ip = address if _is_ip(address) else None
+    UserToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+    token.last_used_at, token.last_used_ip = now, ip
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def prune_spent_refresh_tokens() -> int:
+    """Forget spent refresh tokens that have expired anyway."""
+    deleted, _ = SpentRefreshToken.objects.filter(expires_at__lt=timezone.now()).delete()
+    return deleted
