@@ -1,6 +1,7 @@
 """Settings for the licensing platform. Every environment variable is read here, and only here."""
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -79,6 +80,11 @@ ALLOWED_HOSTS = env_list(
 )
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Failed attempts (wrong token, unknown licence key) one client address may make per window and
+# scope before it is answered 429 (tenants.throttling); django-ratelimit's rate syntax, e.g. 20/m.
+ABUSE_FAILURE_RATE = os.environ.get("ABUSE_FAILURE_RATE", "20/m")
+if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", ABUSE_FAILURE_RATE):
+    raise ImproperlyConfigured(f"ABUSE_FAILURE_RATE must look like 20/m, not {ABUSE_FAILURE_RATE!r}")
 
 # --- Applications: `tenants` lives in the public schema, `licensing` and `tokens` per tenant.
 
