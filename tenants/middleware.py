@@ -6,6 +6,7 @@ from django.http import HttpResponseNotFound
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from config.errors import NOT_FOUND, SERVICE_UNAVAILABLE, is_api_request, json_error
+from tenants.resolution import tenant_cache
 
 
 class TenantMiddleware(TenantMainMiddleware):
@@ -18,6 +19,13 @@ class TenantMiddleware(TenantMainMiddleware):
             if is_api_request(request):
                 return json_error(503, SERVICE_UNAVAILABLE)
             raise
+
+    def get_tenant(self, domain_model, hostname):
+        # Cached per process and invalidated when tenants or domains change: a warm request costs
+        # no query (tenants/resolution.py).
+        return tenant_cache.get(
+            hostname, lambda name: TenantMainMiddleware.get_tenant(self, domain_model, name)
+        )
 
     @staticmethod
     def hostname_from_request(request):
