@@ -4,4 +4,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("tokens.api.urls")),
+    path("", include("licensing.api.urls")),
 ]

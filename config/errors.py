@@ -2,8 +2,9 @@
 
 import logging
 
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
@@ -46,7 +47,14 @@ def is_api_request(request) -> bool:
     return request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")
 
 
-def _invalid_request_details(exc: exceptions.APIException):
+def _invalid_request_details(exc):
+    if isinstance(exc, DjangoValidationError):  # raised by services: the same shape as DRF's
+        if hasattr(exc, "error_dict"):
+            return {
+                "non_field_errors" if field == NON_FIELD_ERRORS else field: messages
+                for field, messages in exc.message_dict.items()
+            }
+        return {"non_field_errors": exc.messages}
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
         return detail if isinstance(detail, dict) else {"non_field_errors": detail}
@@ -64,7 +72,13 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, (exceptions.NotFound, Http404)):
         status, body = 404, error_body(NOT_FOUND)
     elif isinstance(
-        exc, (exceptions.ValidationError, exceptions.ParseError, exceptions.UnsupportedMediaType)
+        exc,
+        (
+            exceptions.ValidationError,
+            DjangoValidationError,
+            exceptions.ParseError,
+            exceptions.UnsupportedMediaType,
+        ),
     ):
         status, body = 400, error_body(INVALID_REQUEST, _invalid_request_details(exc))
     elif isinstance(exc, exceptions.MethodNotAllowed):

@@ -1,0 +1,244 @@
+"""Shapes of the licensing API: validate input, present objects. Policy lives in services."""
+
+from collections.abc import Mapping
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from licensing.models import Customer, Group, License, LicenseStatus, Plan, Product
+
+User = get_user_model()
+
+# Fields that would grant rights: named in the refusal so a client knows why it was refused.
+PRIVILEGED_USER_FIELDS = frozenset(
+    {"is_staff", "is_superuser", "password", "user_permissions", "groups"}
+)
+
+
+class StrictSerializer(serializers.ModelSerializer):
+    """Refuses any input field it does not accept, instead of silently ignoring it."""
+
+    refused_fields: frozenset[str] = frozenset()
+    refused_message = "This field cannot be set through the API."
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            errors = {}
+            for name in data:
+                if name in self.refused_fields:
+                    errors[name] = [self.refused_message]
+                elif name not in writable:
+                    known = name in self.fields
+                    errors[name] = ["This field is read-only." if known else "Unknown field."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+# --- Users
+
+
+class UserSerializer(StrictSerializer):
+    licensing_groups = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    refused_fields = PRIVILEGED_USER_FIELDS
+    refused_message = (
+        "Staff, superuser, password and admin permissions are managed in the admin only."
+    )
+
+    class Meta:
+        model = User
+        fields = (
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "is_active",
+            "is_staff",
+            "date_joined",
+            "last_login",
+            "licensing_groups",
+        )
+        read_only_fields = ("is_staff", "date_joined", "last_login")
+
+
+# --- Licensing groups
+
+
+class MemberIdsField(serializers.ListField):
+    """User ids, checked in one query however many are given."""
+
+    child = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=10_000, **kwargs)
+
+    def to_internal_value(self, data):
+        ids = list(dict.fromkeys(super().to_internal_value(data)))
+        known = set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        unknown = [pk for pk in ids if pk not in known]
+        if unknown:
+            raise serializers.ValidationError(
+                [f'Invalid pk "{pk}" - object does not exist.' for pk in unknown[:20]]
+            )
+        return ids
+
+    def to_representation(self, value):
+        return [user.pk for user in value.all()]
+
+
+class GroupSerializer(StrictSerializer):
+    members = MemberIdsField(required=False)
+
+    class Meta:
+        model = Group
+        fields = (
+            "id",
+            "name",
+            "description",
+            "max_licenses_per_member",
+            "members",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("created_at", "updated_at")
+
+
+# --- Products and plans
+
+
+class PlanSerializer(StrictSerializer):
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+    entitlements = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=200
+    )
+
+    class Meta:
+        model = Plan
+        fields = (
+            "id",
+            "product",
+            "code",
+            "name",
+            "duration_days",
+            "max_activations",
+            "entitlements",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("created_at", "updated_at")
+        # Uniqueness of (product, code) is checked by the service, which also covers updates.
+        validators = []
+
+
+class NestedPlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        fields = ("id", "code", "name", "duration_days", "max_activations", "entitlements")
+
+
+class ProductSerializer(StrictSerializer):
+    plans = NestedPlanSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Product
+        fields = (
+            "id",
+            "code",
+            "name",
+            "description",
+            "active",
+            "plans",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("created_at", "updated_at")
+
+
+# --- Customers
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ("id", "name", "email", "external_id", "notes", "created_at", "updated_at")
+        read_only_fields = fields
+
+
+# --- Licences
+
+
+class LicenseSerializer(StrictSerializer):
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.all())
+    customer = serializers.PrimaryKeyRelatedField(
+        queryset=Customer.objects.all(), allow_null=True, required=False
+    )
+    user = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.all(), allow_null=True, required=False
+    )
+    status = serializers.ChoiceField(choices=LicenseStatus.choices, required=False)
+    metadata = serializers.DictField(required=False)
+    expired = serializers.BooleanField(source="is_expired", read_only=True)
+
+    class Meta:
+        model = License
+        fields = (
+            "id",
+            "key",
+            "product",
+            "plan",
+            "customer",
+            "user",
+            "status",
+            "starts_at",
+            "expires_at",
+            "expired",
+            "metadata",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("key", "created_at", "updated_at")
+        extra_kwargs = {"starts_at": {"required": False}, "expires_at": {"required": False}}
+
+
+class LicenseUpdateSerializer(LicenseSerializer):
+    """PATCH: status, dates, assignment and metadata; the product and plan are fixed."""
+
+    class Meta(LicenseSerializer.Meta):
+        read_only_fields = ("key", "product", "plan", "created_at", "updated_at")
+
+
+# --- Validation (no token)
+
+
+class ValidationRequestSerializer(serializers.Serializer):
+    # No length limits here: an overlong key is malformed and answers NOT_FOUND like any other.
+    key = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    product = serializers.CharField(required=False, allow_null=True, trim_whitespace=False)
+
+    def to_internal_value(self, data):
+        # Strings only: DRF's CharField would accept a number and turn it into text.
+        if isinstance(data, Mapping):
+            errors = {
+                name: ["Must be a string."]
+                for name in ("key", "product")
+                if data.get(name) is not None and not isinstance(data.get(name), str)
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class ValidatedLicenseSerializer(serializers.Serializer):
+    """What a client application learns about a licence: nothing about who holds it."""
+
+    status = serializers.CharField()
+    product = serializers.CharField(source="product.code")
+    plan = serializers.CharField(source="plan.code")
+    starts_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    entitlements = serializers.ListField(source="plan.entitlements")
+    max_activations = serializers.IntegerField(source="plan.max_activations")
