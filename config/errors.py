@@ -28,6 +28,10 @@ SERVER_ERROR = "Internal server error"
 API_PREFIX = "/v1/"
 
 
+class LicenceLimitReached(exceptions.Throttled):
+    """The tenant's platform licence allows no more requests this period (tenants.throttling)."""
+
+
 def error_body(message: str, details=None) -> dict:
     body = {"error": message}
     if details is not None:
@@ -86,7 +90,8 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, exceptions.NotAcceptable):
         status, body = 406, error_body(NOT_ACCEPTABLE)
     elif isinstance(exc, exceptions.Throttled):
-        status, body = 429, error_body(TOO_MANY_REQUESTS)
+        limited = isinstance(exc, LicenceLimitReached)
+        status, body = 429, error_body(LICENSE_LIMIT_REACHED if limited else TOO_MANY_REQUESTS)
         if exc.wait:
             headers["Retry-After"] = str(int(exc.wait) + 1)
     elif isinstance(exc, RequestDataTooBig):

@@ -91,6 +91,7 @@ if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", ABUSE_FAILURE_RATE):
 SHARED_APPS = [
     "django_tenants",
     "tenants",
+    "django_ratelimit",  # its system checks vet the counter cache
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -120,6 +121,8 @@ TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
+    # Expired licence -> 403 on /v1/; X-RateLimit-* headers on every /v1/ answer.
+    "tenants.throttling.TenantLicenceMiddleware",
     "config.errors.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -184,6 +187,25 @@ else:
             **CACHE_KEY_SETTINGS,
         }
     }
+# Rate-limit counters (django-ratelimit, tenants.throttling), shared by every worker with atomic
+# increments: Redis (django-redis) with REDIS_URL, else a PostgreSQL-backed counter (tenants.cache).
+if REDIS_URL:
+    CACHES["ratelimit"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        # An unreachable Redis costs a request at most this long; the API then fails open.
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+        **CACHE_KEY_SETTINGS,
+    }
+else:
+    CACHES["ratelimit"] = {
+        "BACKEND": "tenants.cache.PostgresCounterCache",
+        "LOCATION": "default",  # the database alias
+        **CACHE_KEY_SETTINGS,
+    }
+RATELIMIT_USE_CACHE = "ratelimit"
+# A counter that cannot be read lets the request through (logged at ERROR by tenants.throttling).
+RATELIMIT_FAIL_OPEN = True
 
 # --- Auth and admin
 
@@ -203,6 +225,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tokens.api.authentication.AccessTokenAuthentication"],
     # Default deny: a view must declare `required_permissions` per method (tokens.api.permissions).
     "DEFAULT_PERMISSION_CLASSES": ["tokens.api.permissions.HasTokenPermissions"],
+    # Every request of a tenant counts against its licence (views must not replace this list).
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.TenantLicenceThrottle"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.ApiCursorPagination",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -56,3 +56,14 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class RateCounter(models.Model):
+    """One counter of the PostgreSQL-backed rate-limit cache (tenants.cache), public schema."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    value = models.BigIntegerField()
+    expires_at = models.DateTimeField(null=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value}"

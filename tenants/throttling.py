@@ -18,10 +18,15 @@ import logging
 import time
 
 from django.conf import settings
-from django_ratelimit.core import get_usage
+from django.core.cache import caches
+from django_ratelimit import ALL
+from django_ratelimit.core import _get_window, _make_cache_key, get_usage
+from django_tenants.utils import schema_context
 from rest_framework import exceptions
+from rest_framework.throttling import BaseThrottle
 
 from config.client_address import client_address
+from config.errors import INVALID_LICENSE, LicenceLimitReached, is_api_request, json_error
 from tenants import signals
 
 logger = logging.getLogger(__name__)
@@ -29,8 +34,11 @@ logger = logging.getLogger(__name__)
 # The scopes of the abuse throttle; a typo in a caller is a programming error, not a new scope.
 ABUSE_SCOPES = frozenset({"token_exchange", "token_refresh", "validate"})
 
-# Marks kept on the Django HttpRequest (the DRF Request writes through to it) for the middleware.
-REFUND_ATTR = "licence_refund"
+LICENCE_GROUP = "licence"
+# Marks kept on the Django HttpRequest (the DRF Request writes through to it) for the middleware:
+# the licence counter of a counted request, and that the request must not use up the licence.
+COUNTED_ATTR = "_licence_counted"
+REFUND_ATTR = "_licence_refund"
 
 
 class TooManyFailedAttempts(exceptions.Throttled):
@@ -40,6 +48,14 @@ class TooManyFailedAttempts(exceptions.Throttled):
 def _http_request(request):
     """The Django HttpRequest behind a DRF Request (or the HttpRequest itself)."""
     return getattr(request, "_request", request)
+
+
+def _tenant(request):
+    """The request's tenant, or None on the public domain."""
+    tenant = getattr(_http_request(request), "tenant", None)
+    if tenant is None or tenant.schema_name == settings.PUBLIC_SCHEMA_NAME:
+        return None
+    return tenant
 
 
 def address_key(request) -> str:
@@ -119,3 +135,126 @@ def count_failed_attempt(request, scope: str) -> None:
     """Record one failed attempt (wrong secret, unknown key) of the request's client address."""
     group = _abuse_scope(scope)
     _usage(request, group, address_key(request), settings.ABUSE_FAILURE_RATE, True)
+
+
+# --- The tenant's licence: request_limit per request_period.
+
+
+class LicenceCounter:
+    """The licence counter of one request's tenant; `usage` is None until read or if unreadable."""
+
+    def __init__(self, tenant):
+        self.tenant = tenant
+        self.limit = tenant.request_limit
+        # The rate is read from the tenant row of this request, so a licence change applies at once.
+        self.rate = f"{tenant.request_limit}/{tenant.period_seconds}s"
+        self.value = tenant.schema_name
+        self.usage: dict | None = None
+        self.cache_key: str | None = None
+
+    def count(self, request) -> dict | None:
+        """Count the request (one atomic increment) and return the usage after it."""
+        # The key of this window, for a refund; django-ratelimit has no public decrement.
+        window = _get_window(self.value, self.tenant.period_seconds)
+        self.cache_key = _make_cache_key(LICENCE_GROUP, window, self.rate, self.value, ALL)
+        self.usage = _usage(request, LICENCE_GROUP, self.value, self.rate, increment=True)
+        return self.usage
+
+    def read(self, request) -> dict | None:
+        self.usage = _usage(request, LICENCE_GROUP, self.value, self.rate, increment=False)
+        return self.usage
+
+    def refund(self, request) -> None:
+        """Give the request's unit back (a 401 or an abuse-throttled attempt does not count)."""
+        if self.usage is None or self.cache_key is None:
+            return
+        try:
+            count = caches[settings.RATELIMIT_USE_CACHE].decr(self.cache_key)
+        except ValueError:  # the window ended meanwhile: nothing to give back
+            return
+        except Exception as error:  # noqa: BLE001 - fail open
+            _store_failed(request, error)
+            return
+        self.usage = {**self.usage, "count": count, "should_limit": count > self.limit}
+        self.cache_key = None
+
+    def headers(self) -> dict[str, str]:
+        used = self.usage["count"] if self.usage is not None else 0
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.limit - used)),
+        }
+
+
+class TenantLicenceThrottle(BaseThrottle):
+    """The API's default throttle: counts each request of a tenant against its licence.
+
+    DRF runs it after authentication and the permission check, so a request with a bad or missing
+    token (401) is never counted; views without authentication (token exchange, validation) are
+    counted here too, and TenantLicenceMiddleware gives the unit back if they end in 401 or in the
+    abuse throttle's 429. Past the limit: 429 {"error": "Too Many Requests (Reached license
+    limit)"} with Retry-After (config.errors).
+    """
+
+    def allow_request(self, request, view) -> bool:
+        tenant = _tenant(request)
+        http_request = _http_request(request)
+        if tenant is None or getattr(http_request, COUNTED_ATTR, None) is not None:
+            return True
+        counter = LicenceCounter(tenant)
+        setattr(http_request, COUNTED_ATTR, counter)
+        usage = counter.count(request)
+        if usage is None or not usage["should_limit"]:
+            return True
+        signals.request_limit_reached.send(
+            sender=__name__,
+            request=http_request,
+            tenant=tenant,
+            limit=tenant.request_limit,
+            period=tenant.period_seconds,
+        )
+        raise LicenceLimitReached(wait=max(1, usage["time_left"]))
+
+
+class TenantLicenceMiddleware:
+    """Enforces the tenant's platform licence on /v1/ and reports its counter on every answer.
+
+    - An expired licence answers every /v1/ request of the tenant 403 {"error": "Invalid license"}
+      (the admin stays reachable, so the operator can renew).
+    - Every /v1/ answer of a tenant carries X-RateLimit-Limit and X-RateLimit-Remaining.
+    - An authenticated request answered before the throttle ran (403 Access denied) is counted
+      here; a counted request that ended in 401 or in the abuse throttle's 429 is given back.
+
+    Placed right after the tenant middleware, so it sees every answer of the API.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        tenant = _tenant(request) if is_api_request(request) else None
+        if tenant is None:
+            return self.get_response(request)
+        if tenant.licence_expired():
+            response = json_error(403, INVALID_LICENSE)
+        else:
+            response = self.get_response(request)
+        with schema_context(tenant.schema_name):  # cache keys carry the tenant's schema
+            counter = self.settle(request, response, tenant)
+        for name, value in counter.headers().items():
+            response[name] = value
+        return response
+
+    @staticmethod
+    def settle(request, response, tenant) -> LicenceCounter:
+        counter = getattr(request, COUNTED_ATTR, None)
+        if counter is not None:
+            if response.status_code == 401 or getattr(request, REFUND_ATTR, False):
+                counter.refund(request)
+            return counter
+        counter = LicenceCounter(tenant)
+        if getattr(request, "auth", None) is not None and response.status_code != 401:
+            counter.count(request)  # authenticated, refused before the throttle: still a request
+        else:
+            counter.read(request)
+        return counter

@@ -6,6 +6,7 @@ writes never reach another test; the tenants themselves stay for the whole sessi
 """
 
 import os
+import uuid
 
 import pytest
 from django.db import connection
@@ -39,6 +40,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _public_schema_between_tests():
     yield
     connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_counters(settings):
+    """Each test counts licence requests and failed attempts from zero: Redis counters outlive the
+    test's transaction, so every test gets its own django-ratelimit key prefix."""
+    settings.RATELIMIT_CACHE_PREFIX = f"rl-{uuid.uuid4().hex[:12]}:"
 
 
 class TenantClient(Client):

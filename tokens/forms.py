@@ -1,0 +1,196 @@
+"""Admin forms for User Tokens: permissions as checkboxes grouped by category, with presets.
+
+Everything shown here (codes, labels, groups, presets) is read from tokens.catalogue; nothing is
+listed twice.
+"""
+
+import ipaddress
+import re
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+
+from tokens.catalogue import PRESET_PERMISSIONS, Preset, grouped_by_category
+from tokens.models import UserToken
+
+VALIDATE_ENDPOINT = "POST /v1/licenses/validate"
+MAX_NETWORKS = 100
+
+
+def permission_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Grouped choices: (category label, [(code, label), ...]) in catalogue order."""
+    return [
+        (category.label, [(p.value, p.label) for p in permissions])
+        for category, permissions in grouped_by_category()
+    ]
+
+
+def presets() -> list[dict]:
+    """The add form's preset buttons: their permission codes come from the catalogue."""
+    return [
+        {
+            "value": preset.value,
+            "label": preset.label,
+            "codes": " ".join(p.value for p in PRESET_PERMISSIONS[preset]),
+            "permission_labels": ", ".join(p.label for p in PRESET_PERMISSIONS[preset]),
+        }
+        for preset in Preset
+    ]
+
+
+class PermissionCheckboxes(forms.CheckboxSelectMultiple):
+    """One checkbox per permission code, each category in its own fieldset-like group.
+
+    Rendered with the project's template engine (templates/admin/tokens/widgets/), since the
+    default form renderer does not look in the project's template folder.
+    """
+
+    template_name = "admin/tokens/widgets/permission_checkboxes.html"
+
+    def __init__(self, *args, show_presets: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.show_presets = show_presets
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["presets"] = presets() if self.show_presets else []
+        context["validate_endpoint"] = VALIDATE_ENDPOINT
+        return context
+
+    def render(self, name, value, attrs=None, renderer=None):
+        return mark_safe(render_to_string(self.template_name, self.get_context(name, value, attrs)))  # noqa: S308 (template output, autoescaped)
+
+    def use_required_attribute(self, initial):
+        # Browsers would demand every box be ticked; "at least one" is checked on the server.
+        return False
+
+
+class NetworkListField(forms.Field):
+    """CIDR networks (IPv4 or IPv6), one per line or comma-separated; stored in canonical form."""
+
+    widget = forms.Textarea(
+        attrs={"rows": 3, "cols": 40, "placeholder": "203.0.113.0/24\n2001:db8::/32"}
+    )
+    separators = re.compile(r"[\s,]+")
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value) -> list[str]:
+        if isinstance(value, list | tuple):
+            items = [str(item) for item in value]
+        else:
+            items = self.separators.split(value or "")
+        items = [item.strip() for item in items if item.strip()]
+        if len(items) > MAX_NETWORKS:
+            raise ValidationError(f"At most {MAX_NETWORKS} networks can be listed.")
+        networks, errors = [], []
+        for item in items:
+            try:
+                network = ipaddress.ip_network(item, strict=True)
+            except ValueError:
+                try:
+                    loose = ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    errors.append(
+                        f"“{item[:60]}” is not an IPv4 or IPv6 address or CIDR network "
+                        "(for example 203.0.113.0/24 or 2001:db8::/32)."
+                    )
+                else:
+                    errors.append(f"“{item}” has host bits set; did you mean {loose}?")
+                continue
+            if str(network) not in networks:
+                networks.append(str(network))
+        if errors:
+            raise ValidationError(errors)
+        return networks
+
+
+class OwnerChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        detail = obj.get_full_name() or obj.email
+        return f"{obj.get_username()} ({detail})" if detail else obj.get_username()
+
+
+def active_users():
+    # The query runs in the current tenant's schema, so only this tenant's users are offered.
+    return get_user_model().objects.filter(is_active=True).order_by("username")
+
+
+class UserTokenForm(forms.ModelForm):
+    """The change form: name, permissions, expiry and networks. Saving goes through the services
+    (see UserTokenAdmin.save_model), never through form.save()."""
+
+    permissions = forms.MultipleChoiceField(
+        choices=permission_choices,
+        widget=PermissionCheckboxes,
+        error_messages={"required": "Tick at least one permission."},
+        help_text="The token gets exactly the permissions ticked here, nothing implied.",
+    )
+    allowed_ips = NetworkListField(
+        required=False,
+        label="Allowed networks",
+        help_text=(
+            "Optional. IPv4 or IPv6 addresses or CIDR networks, one per line or comma-separated "
+            "(e.g. 203.0.113.0/24, 2001:db8::/32). When set, requests from any other address "
+            "are refused. Leave empty to allow any address."
+        ),
+    )
+
+    class Meta:
+        model = UserToken
+        fields = ["name", "permissions", "expires_at", "allowed_ips"]
+        help_texts = {
+            "expires_at": (
+                "Optional. The token stops working at this time (time-bounded access). "
+                "Times are in UTC. Leave empty for no expiry."
+            ),
+        }
+
+
+class UserTokenAddForm(UserTokenForm):
+    """The add form: also the owner (field `user`) and the presets."""
+
+    user = OwnerChoiceField(
+        queryset=active_users(),
+        label="User",
+        help_text=(
+            "The owner: requests made with this token act as this user. Only active users are "
+            "listed; deactivating the user stops the token too."
+        ),
+    )
+    permissions = forms.MultipleChoiceField(
+        choices=permission_choices,
+        widget=PermissionCheckboxes(show_presets=True),
+        error_messages={"required": "Tick at least one permission."},
+        help_text=(
+            "The token gets exactly the permissions ticked here, nothing implied. "
+            "Grant only what the integration needs."
+        ),
+    )
+
+    class Meta(UserTokenForm.Meta):
+        fields = ["name", "user", "permissions", "expires_at", "allowed_ips"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A fresh queryset per form, evaluated in the schema of the request being served.
+        self.fields["user"].queryset = active_users()
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise ValidationError("The expiry must be in the future.")
+        return expires_at
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("user") is not None:
+            self.instance.owner = cleaned["user"]
+        return cleaned
