@@ -118,6 +118,10 @@ PUBLIC_SCHEMA_NAME = "public"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 # Set the search_path once per schema change instead of before every query.
 TENANT_LIMIT_SET_CALLS = True
+# New tenants are copies of a migrated template schema; migrate_schemas skips up-to-date schemas
+# and keeps the template current (tenants/schema_template.py, tenants/migration_executor.py).
+TENANT_TEMPLATE_SCHEMA = "tenant_template"
+GET_EXECUTOR_FUNCTION = "tenants.migration_executor.get_executor"
 
 MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",

@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django_tenants.utils import get_public_schema_name, schema_exists, tenant_context
 
 from tenants.models import Domain, RequestPeriod, Tenant
+from tenants.schema_template import create_tenant_schema, template_schema
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def validate_new_tenant(schema_name: str, domain: str) -> None:
             f"Invalid tenant {schema_name!r}: use lowercase letters, digits and underscores, "
             "starting with a letter (at most 63 characters)."
         )
-    if schema_name in RESERVED_SCHEMAS:
+    if schema_name in RESERVED_SCHEMAS or schema_name == template_schema():
         raise ValidationError(f"The schema name {schema_name!r} is reserved.")
     if Tenant.objects.filter(schema_name=schema_name).exists() or schema_exists(schema_name):
         raise ValidationError(f"A tenant with schema {schema_name!r} already exists.")
@@ -149,8 +150,10 @@ def provision_tenant(
         request_period=request_period,
         expires_at=expires_at,
     )
+    tenant.auto_create_schema = False  # created below, as a copy of the migrated template
     try:
-        tenant.save(verbosity=0)  # creates and migrates the schema
+        tenant.save(verbosity=0)
+        create_tenant_schema(tenant)
         with transaction.atomic():
             Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
             with tenant_context(tenant):

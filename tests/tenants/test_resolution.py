@@ -49,12 +49,13 @@ def resolve(host="alpha.localhost"):
 
 
 def test_warm_request_resolves_tenant_without_a_query(caching):
+    # A page outside the API: nothing after the tenant middleware runs a query.
     with CaptureQueriesContext(connection) as cold:
-        Client(HTTP_HOST="alpha.localhost").get("/v1/no-such-thing")
+        Client(HTTP_HOST="alpha.localhost").get("/no-such-page")
     assert any("tenants_domain" in q["sql"] for q in cold.captured_queries)
     with CaptureQueriesContext(connection) as warm:
-        response = Client(HTTP_HOST="alpha.localhost").get("/v1/no-such-thing")
-    assert response.status_code == 404 and response.json() == {"error": "Not found"}
+        response = Client(HTTP_HOST="alpha.localhost").get("/no-such-page")
+    assert response.status_code == 404
     assert warm.captured_queries == []
 
 
