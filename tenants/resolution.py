@@ -2,12 +2,11 @@
 
 Each server process keeps the tenants it has resolved, by hostname. Saving or deleting a Tenant or
 a Domain through the ORM empties this process's cache at once and, when the transaction commits,
-writes a new version stamp into the shared cache (Redis in production). Every process compares
+increments a version number in the shared counter store (Redis, or PostgreSQL without it). Every process compares
 the stamp with the one it last saw at most once per `TENANT_CACHE_CHECK_SECONDS` (1 s) and empties
 its cache when it moved, so a licence change (`set_tenant_license`) or a removed domain reaches
 every worker within that interval. Entries also expire after `TENANT_CACHE_MAX_AGE` (60 s): a
-backstop for changes made without the ORM, or a shared cache that is not shared (the local-memory
-default without Redis).
+backstop for changes made without the ORM.
 
 Nothing is cached inside a transaction: rows read there may still be rolled back (the test suite
 runs every test in one).
@@ -20,11 +19,10 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -37,12 +35,21 @@ logger = logging.getLogger(__name__)
 VERSION_KEY = "tenants:resolution-version"
 
 
+def shared_cache():
+    """The cache every worker shares: the rate-limit counter store (Redis, or PostgreSQL without
+    it) when configured, else the default cache."""
+    alias = getattr(settings, "TENANT_CACHE_ALIAS", None)
+    if alias is None:
+        alias = "ratelimit" if "ratelimit" in settings.CACHES else "default"
+    return caches[alias]
+
+
 def _shared_cache_call(method: str, *args):
     # django-tenants prefixes cache keys with the current schema; the stamp lives under public's.
     if connection.schema_name == get_public_schema_name():
-        return getattr(cache, method)(VERSION_KEY, *args)
+        return getattr(shared_cache(), method)(VERSION_KEY, *args)
     with schema_context(get_public_schema_name()):
-        return getattr(cache, method)(VERSION_KEY, *args)
+        return getattr(shared_cache(), method)(VERSION_KEY, *args)
 
 
 def may_cache() -> bool:
@@ -105,7 +112,11 @@ tenant_cache = TenantResolutionCache()
 
 def publish_change() -> None:
     """Tell every process that tenants or domains changed (after the transaction commits)."""
-    _shared_cache_call("set", uuid.uuid4().hex, None)
+    try:
+        _shared_cache_call("add", 0, None)
+        _shared_cache_call("incr")
+    except Exception:  # the other processes then catch up within TENANT_CACHE_MAX_AGE
+        logger.exception("Tenant cache: could not publish a change to the shared cache")
 
 
 @receiver(post_save, sender=Tenant, dispatch_uid="tenant-cache-tenant-saved")

@@ -2,14 +2,13 @@
 to tenants or domains reach the cache at once in this process and within a second elsewhere."""
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tenants import middleware, resolution
 from tenants.models import Domain
-from tenants.resolution import VERSION_KEY, TenantResolutionCache
+from tenants.resolution import VERSION_KEY, TenantResolutionCache, shared_cache
 from tenants.services import set_tenant_licence
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +89,8 @@ def test_change_in_another_process_applies_within_the_check_interval(caching, cl
     assert resolve().request_limit == tenant_alpha.request_limit
     # Another process changes the licence: its rows and the shared stamp change, not our memory.
     type(tenant_alpha).objects.filter(pk=tenant_alpha.pk).update(request_limit=9)
-    cache.set(VERSION_KEY, "changed-elsewhere", None)
+    shared_cache().add(VERSION_KEY, 0, None)
+    shared_cache().incr(VERSION_KEY)
     clock.now += 0.5
     assert resolve().request_limit == tenant_alpha.request_limit  # not checked again yet
     clock.now += 0.6
@@ -100,7 +100,6 @@ def test_change_in_another_process_applies_within_the_check_interval(caching, cl
 def test_entries_expire_without_any_signal(caching, clock, tenant_alpha):
     assert resolve().request_limit == tenant_alpha.request_limit
     type(tenant_alpha).objects.filter(pk=tenant_alpha.pk).update(request_limit=11)
-    cache.set(VERSION_KEY, cache.get(VERSION_KEY), None)
     clock.now += 59
     assert resolve().request_limit == tenant_alpha.request_limit
     clock.now += 2
@@ -108,10 +107,10 @@ def test_entries_expire_without_any_signal(caching, clock, tenant_alpha):
 
 
 def test_a_committed_change_publishes_a_new_stamp(tenant_alpha, django_capture_on_commit_callbacks):
-    before = cache.get(VERSION_KEY)
+    before = shared_cache().get(VERSION_KEY) or 0
     with django_capture_on_commit_callbacks(execute=True):
         set_tenant_licence(tenant_alpha, request_limit=8)
-    assert cache.get(VERSION_KEY) not in (None, before)
+    assert shared_cache().get(VERSION_KEY) == before + 1
 
 
 def test_nothing_is_cached_inside_a_transaction(monkeypatch, clock):
