@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.conftest import exchange
 from tenants import throttling
 from tenants.models import Tenant
+from tests.conftest import exchange
 
 pytestmark = pytest.mark.django_db
 
@@ -207,9 +207,12 @@ def test_repeated_failed_exchanges_from_one_address_are_throttled(
     _, secret = make_user_token("alpha")
     attacker = {"REMOTE_ADDR": "203.0.113.7"}
     for _ in range(3):
-        assert alpha_client.post(
-            "/v1/auth/token", {"user_token": UNKNOWN_UUID}, "application/json", **attacker
-        ).status_code == 401
+        assert (
+            alpha_client.post(
+                "/v1/auth/token", {"user_token": UNKNOWN_UUID}, "application/json", **attacker
+            ).status_code
+            == 401
+        )
 
     refused = alpha_client.post(
         "/v1/auth/token", {"user_token": UNKNOWN_UUID}, "application/json", **attacker
@@ -218,9 +221,12 @@ def test_repeated_failed_exchanges_from_one_address_are_throttled(
     assert refused.json() == TOO_MANY
     assert int(refused["Retry-After"]) >= 1
     # Even the right secret is refused from that address until the window ends: no oracle.
-    assert alpha_client.post(
-        "/v1/auth/token", {"user_token": secret}, "application/json", **attacker
-    ).json() == TOO_MANY
+    assert (
+        alpha_client.post(
+            "/v1/auth/token", {"user_token": secret}, "application/json", **attacker
+        ).json()
+        == TOO_MANY
+    )
     # A forged X-Forwarded-For does not make it another client.
     for forged in ("198.51.100.1", "198.51.100.2, 10.0.0.1"):
         spoofed = alpha_client.post(
