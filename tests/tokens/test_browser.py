@@ -1,0 +1,116 @@
+"""The admin in a real browser: headless Chromium creates a User Token, the API accepts it.
+
+Needs Debian's `chromium` (/usr/bin/chromium) and the `playwright` package (the `test` extra);
+skipped with the reason otherwise. `.ci/run` installs chromium. Never runs `playwright install`.
+"""
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tokens.catalogue import PRESET_PERMISSIONS, Preset
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHOSEN = ["delete_users", "edit_groups", "view_customers"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Skip (before any server starts) unless Chromium and Playwright are installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
+        )
+    return pytest.importorskip(
+        "playwright.sync_api", reason="playwright is missing: pip install -e '.[test]'"
+    )
+
+
+@pytest.fixture
+def browser(chromium, live_tenant_server):
+    # Playwright's sync API runs an event loop in this thread while it is open, and Django refuses
+    # database calls under a running loop: so the server (and its rows) must be set up before, and
+    # the browser closed before any fixture touches the database again.
+    with chromium.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def ticked(page) -> list[str]:
+    return sorted(
+        page.eval_on_selector_all(
+            "input[name=permissions]:checked", "boxes => boxes.map(box => box.value)"
+        )
+    )
+
+
+def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
+    chromium, live_tenant_server, browser
+):
+    server = live_tenant_server
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{server.url}/admin/login/?next=/admin/tokens/usertoken/add/")
+        page.fill("#id_username", server.admin_username)
+        page.fill("#id_password", server.admin_password)
+        page.click("input[type=submit]")
+        page.wait_for_url("**/admin/tokens/usertoken/add/")
+
+        page.fill("#id_name", "Made in a browser")
+        page.select_option("#id_user", value=str(server.owner_id))
+
+        # A preset ticks exactly its boxes (its codes come from the catalogue); the admin can
+        # still change them.
+        page.click(f"button[data-preset={Preset.LICENSE_PROVISIONING.value}]")
+        assert ticked(page) == sorted(
+            p.value for p in PRESET_PERMISSIONS[Preset.LICENSE_PROVISIONING]
+        )
+        assert (
+            page.get_attribute(
+                f"button[data-preset={Preset.LICENSE_PROVISIONING.value}]", "aria-pressed"
+            )
+            == "true"
+        )
+        page.click("button[data-permissions-clear]")
+        assert ticked(page) == []
+
+        for code in CHOSEN:
+            page.check(f"input[name=permissions][value={code}]")
+        assert ticked(page) == CHOSEN
+        assert "3 of 13 permissions ticked" in page.inner_text("[data-permission-count]")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "user-token-add-form.png"), full_page=True)
+
+        page.click("input[name=_save]")
+        page.wait_for_selector("#user-token-value")
+        secret = page.inner_text("#user-token-value").strip()
+        assert uuid.UUID(secret).version == 4
+        assert "will not be shown again" in page.content()
+
+        exchanged = server.request("POST", "/v1/auth/token", json={"user_token": secret})
+        assert exchanged.status == 200, exchanged.text
+        assert exchanged.json()["permissions"] == CHOSEN
+        access = exchanged.json()["access_token"]
+        me = server.request("GET", "/v1/auth/me", headers={"Authorization": f"Bearer {access}"})
+        assert me.status == 200, me.text
+        assert me.json()["permissions"] == CHOSEN
+
+        # Once shown, never again: the token's own page has only the last four characters.
+        page.click("#user-token-change-link")
+        page.wait_for_selector("#usertoken_form")
+        assert secret not in page.content()
+        assert secret[-4:] in page.content()
+        page.screenshot(path=str(ARTIFACTS / "user-token-change-page.png"), full_page=True)
+        assert errors == []
+    finally:
+        context.close()
