@@ -80,6 +80,12 @@ class ExpiryFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ActiveFilter(admin.BooleanFieldListFilter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "active"
+
+
 def expiry_display(token: UserToken):
     if token.expires_at is None:
         return "Never"
@@ -101,8 +107,8 @@ class UserTokenAdmin(TenantSchemaOnly, admin.ModelAdmin):
     secret_template = "admin/tokens/usertoken/secret.html"
     refresh_confirmation_template = "admin/tokens/usertoken/refresh_confirmation.html"
 
-    list_display = ("name", "owner", "permission_count", "last_used_at", "expiry", "is_active")
-    list_filter = ("is_active", ExpiryFilter)
+    list_display = ("name", "owner", "permission_count", "last_used_at", "expiry", "active")
+    list_filter = (("is_active", ActiveFilter), ExpiryFilter)
     search_fields = ("name", "owner__username")
     list_select_related = ("owner",)
     actions = ["deactivate_selected"]
@@ -135,7 +141,7 @@ class UserTokenAdmin(TenantSchemaOnly, admin.ModelAdmin):
                     "refreshed_at",
                     "generation",
                     "last_used_at",
-                    "last_used_ip",
+                    "last_used_from",
                     "deactivated_at",
                 )
             },
@@ -151,7 +157,7 @@ class UserTokenAdmin(TenantSchemaOnly, admin.ModelAdmin):
         "refreshed_at",
         "generation",
         "last_used_at",
-        "last_used_ip",
+        "last_used_from",
         "deactivated_at",
     )
 
@@ -219,14 +225,22 @@ class UserTokenAdmin(TenantSchemaOnly, admin.ModelAdmin):
     def expiry(self, obj):
         return expiry_display(obj)
 
+    @admin.display(description="Active", boolean=True, ordering="is_active")
+    def active(self, obj):
+        return obj.is_active
+
     @admin.display(description="Secret")
     def secret_hint(self, obj):
         return format_html(
-            "<code>{}</code><div class='help'>{}</div>",
+            '<code>{}</code><span class="token-secret-note">{}</span>',
             obj.display_secret,
             "Only a keyed hash and the last four characters are stored. The secret was shown "
             "once; if it is lost, use Refresh to issue a new one.",
         )
+
+    @admin.display(description="Last used from")
+    def last_used_from(self, obj):
+        return obj.last_used_ip or "—"
 
     @admin.display(description="Status")
     def status(self, obj):

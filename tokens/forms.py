@@ -72,9 +72,7 @@ class PermissionCheckboxes(forms.CheckboxSelectMultiple):
 class NetworkListField(forms.Field):
     """CIDR networks (IPv4 or IPv6), one per line or comma-separated; stored in canonical form."""
 
-    widget = forms.Textarea(
-        attrs={"rows": 3, "cols": 40, "placeholder": "203.0.113.0/24\n2001:db8::/32"}
-    )
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 40, "placeholder": "e.g. 203.0.113.0/24"})
     separators = re.compile(r"[\s,]+")
 
     def prepare_value(self, value):

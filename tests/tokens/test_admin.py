@@ -578,7 +578,7 @@ def test_list_shows_columns_filters_and_search(admin_client, make_user_token, in
         expires_at=timezone.now() - timedelta(days=1),
     )
     content = html(admin_client.get(CHANGELIST_URL))
-    for header in ("Name", "Owner", "Permissions", "Last used at", "Expires", "Is active"):
+    for header in ("Name", "Owner", "Permissions", "Last used at", "Expires", "Active"):
         assert header in content, header
     assert "Billing export" in content and "billing-bot" in content
     assert "Expired" in content
@@ -591,6 +591,7 @@ def test_list_shows_columns_filters_and_search(admin_client, make_user_token, in
     assert "Billing export" in never and "Old dashboard" not in never
     inactive = html(admin_client.get(CHANGELIST_URL, {"is_active__exact": "0"}))
     assert "Billing export" not in inactive
+    assert "By active" in inactive and "By expiry" in inactive
     by_count = admin_client.get(CHANGELIST_URL, {"o": "3"})
     assert by_count.status_code == 200
 
