@@ -262,7 +262,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every handler carries it; tokens.apps also redacts every record at creation.
+    "filters": {"redact_secrets": {"()": "tokens.logging.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
@@ -270,3 +278,18 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+
+# --- Monitoring and audit (tokens.monitoring, tokens.usage, tokens.alerts; docs/operations.md)
+
+# Security events (and acknowledged alerts, daily usage rows) older than this are pruned.
+SECURITY_EVENT_RETENTION_DAYS = env_int("SECURITY_EVENT_RETENTION_DAYS", 90)
+# Alerts: this many failed authentications from one address, or permission denials of one token,
+# within the window raise an alert (a WARNING log line and an Alert in the tenant's admin).
+ALERT_WINDOW_SECONDS = env_int("ALERT_WINDOW_SECONDS", 300)
+ALERT_FAILED_AUTH_THRESHOLD = env_int("ALERT_FAILED_AUTH_THRESHOLD", 10)
+ALERT_DENIED_THRESHOLD = env_int("ALERT_DENIED_THRESHOLD", 10)
+# Request counts per token and day are kept in the cache and written at most this often per token.
+USAGE_TRACKING = env_bool("USAGE_TRACKING", True)
+USAGE_FLUSH_SECONDS = env_int("USAGE_FLUSH_SECONDS", 60)
+# The quarterly review: a secret older than this is flagged "refresh overdue".
+TOKEN_REFRESH_MAX_AGE_DAYS = env_int("TOKEN_REFRESH_MAX_AGE_DAYS", 90)

@@ -11,3 +11,5 @@ request_limit_reached = Signal()
 abuse_throttled = Signal()
 # the counter store failed and the request was let through: error (exception class name)
 counter_store_unavailable = Signal()
+# the tenant's platform licence has expired and a /v1/ request was refused: tenant
+licence_refused = Signal()

@@ -166,6 +166,9 @@ def expire_user_token(token: UserToken, *, actor=None, via: str, request=None) -
     """End time-bounded access now."""
     token.expires_at = timezone.now()
     token.save(update_fields=["expires_at"])
+    signals.user_token_expired.send(
+        UserToken, user_token=token, actor=actor, via=via, request=request
+    )
 
 
 def update_user_token(

@@ -22,3 +22,7 @@ user_token_deactivated = Signal()
 user_token_permissions_changed = Signal()
 # a successfully authenticated API request: user_token, permissions_used (list of codes)
 token_used = Signal()
+# User Token's time-bounded access ended on purpose ("expire now"): user_token, actor, via
+user_token_expired = Signal()
+# (Rate-limit and expired-licence refusals are signalled by tenants.signals: request_limit_reached,
+# abuse_throttled, licence_refused.)

@@ -1,0 +1,444 @@
+"""Security events: what the token layer, the rate limits and the admin signal, recorded per tenant.
+
+`connect()` (TokensConfig.ready) attaches the receivers. Every receiver records into the schema
+of the current tenant and never lets a recording problem break the request it observes. No event
+holds a secret or a JWT: the signals carry none, and every free-text field (path, user agent,
+details) goes through tokens.logging.redact.
+
+Refusal floods (rate-limit hits, expired-licence refusals) are folded: one event per kind,
+scope, address and minute, whose `count` catches up from a cache counter.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_login_failed
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models.signals import post_save, pre_save
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
+
+from config.client_address import client_address
+from tenants import signals as tenant_signals
+from tenants.throttling import address_key
+from tokens import alerts, signals, usage
+from tokens.logging import redact
+from tokens.models import SecurityEvent, UserToken
+
+logger = logging.getLogger(__name__)
+
+Kind = SecurityEvent.Kind
+FAILED_AUTHENTICATION_KINDS = (Kind.EXCHANGE_FAILED, Kind.AUTHENTICATION_FAILED)
+FOLDED_KINDS = (Kind.RATE_LIMIT_HIT, Kind.LICENCE_REFUSED)
+FOLD_SECONDS = 60
+FOLD_TTL = 15 * 60
+
+
+def in_tenant() -> bool:
+    return connection.schema_name != get_public_schema_name()
+
+
+# --- Recording
+
+
+def _http_request(request):
+    return getattr(request, "_request", request)
+
+
+def _ip(address: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
+
+
+def _clean(value):
+    """`value` (JSON-like) with every string redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _user(actor):
+    if isinstance(actor, get_user_model()) and actor.pk is not None:
+        return actor
+    return None
+
+
+def request_fields(request) -> dict:
+    """Where a request came from, for an event (no header that could hold a secret)."""
+    if request is None:
+        return {}
+    http = _http_request(request)
+    meta = getattr(http, "META", {})
+    return {
+        "address": _ip(client_address(http)),
+        "user_agent": redact(str(meta.get("HTTP_USER_AGENT", "")))[:300],
+        "method": str(getattr(http, "method", "") or "")[:10],
+        "path": redact(str(getattr(http, "path", "")))[:300],
+    }
+
+
+def record(
+    kind: str,
+    *,
+    request=None,
+    user_token: UserToken | None = None,
+    reason: str = "",
+    actor=None,
+    via: str = "",
+    token_hint: str = "",
+    details: dict | None = None,
+    count: int = 1,
+    created_at: datetime | None = None,
+) -> SecurityEvent | None:
+    """Record one security event in the current tenant; None if it could not be recorded."""
+    if not in_tenant():
+        return None
+    fields = {
+        "kind": kind,
+        "reason": redact(reason)[:64],
+        "user_token": user_token if user_token is not None and user_token.pk else None,
+        "token_hint": (token_hint or (user_token.last_four if user_token else ""))[:4],
+        "actor": _user(actor),
+        "via": via[:20],
+        "count": count,
+        "details": _clean(details or {}),
+        **request_fields(request),
+    }
+    if created_at is not None:
+        fields["created_at"] = created_at
+    try:
+        with transaction.atomic():
+            return SecurityEvent.objects.create(**fields)
+    except Exception:  # monitoring must never break what it observes
+        logger.exception("Could not record a %s security event", kind)
+        return None
+
+
+def _folded(kind: str, *, request, reason: str, scope: str = "", details=None) -> None:
+    """Record a refusal that may come in floods: one event per minute, counted in the cache."""
+    if not in_tenant():
+        return
+    fields = request_fields(request)
+    minute = int(timezone.now().timestamp()) // FOLD_SECONDS
+    bucket = f"monitoring:fold:{kind}:{reason}:{scope}:{fields.get('address')}:{minute}"
+    try:
+        count = usage.incr(cache, bucket, FOLD_TTL)
+    except Exception:
+        logger.exception("Could not count a %s security event", kind)
+        count = 1
+    if count == 1:
+        record(
+            kind,
+            request=request,
+            reason=reason,
+            details={**(details or {}), "scope": scope, "fold": bucket},
+        )
+        catch_up_folded()
+
+
+def catch_up_folded(now: datetime | None = None) -> int:
+    """Copy the cache counts of recent folded events into their `count`; returns events updated."""
+    now = now or timezone.now()
+    recent = list(
+        SecurityEvent.objects.filter(
+            kind__in=FOLDED_KINDS, created_at__gte=now - timedelta(seconds=FOLD_TTL)
+        ).only("pk", "count", "details")
+    )
+    buckets = {event.details.get("fold"): event for event in recent if event.details.get("fold")}
+    if not buckets:
+        return 0
+    updated = 0
+    for bucket, count in cache.get_many(list(buckets)).items():
+        event = buckets[bucket]
+        if int(count) > event.count:
+            SecurityEvent.objects.filter(pk=event.pk).update(count=int(count))
+            updated += 1
+    return updated
+
+
+def note_expired_tokens(now: datetime | None = None, tokens=None) -> int:
+    """Record an expiry event (dated when it expired) for each token whose `expires_at` passed
+    and has none yet; returns how many were recorded."""
+    now = now or timezone.now()
+    horizon = now - timedelta(days=settings.SECURITY_EVENT_RETENTION_DAYS)
+    if tokens is None:
+        tokens = UserToken.objects.filter(expires_at__lte=now, expires_at__gt=horizon)
+    tokens = [t for t in tokens if t.expires_at is not None and horizon < t.expires_at <= now]
+    if not tokens:
+        return 0
+    seen = set(
+        SecurityEvent.objects.filter(
+            kind=Kind.USER_TOKEN_EXPIRED, user_token__in=[t.pk for t in tokens]
+        ).values_list("user_token_id", "details__expires_at")
+    )
+    recorded = 0
+    for token in tokens:
+        if (token.pk, token.expires_at.isoformat()) in seen:
+            continue
+        record(
+            Kind.USER_TOKEN_EXPIRED,
+            user_token=token,
+            reason="expires_at_passed",
+            details={"expires_at": token.expires_at.isoformat()},
+            created_at=token.expires_at,
+        )
+        recorded += 1
+    return recorded
+
+
+def catch_up(now: datetime | None = None) -> dict:
+    """Bring the current tenant's records up to date: usage counts, folded counts, expiries.
+
+    Run by `manage.py flush_usage` (schedule it every minute), the dashboard and the reports.
+    """
+    now = now or timezone.now()
+    requests, permissions = usage.flush_tenant(now)
+    return {
+        "requests": requests,
+        "permissions": permissions,
+        "folded_events": catch_up_folded(now),
+        "expiries": note_expired_tokens(now),
+    }
+
+
+# --- Receivers
+
+
+def _token(user_token_id) -> UserToken | None:
+    if not isinstance(user_token_id, int):
+        return None
+    return UserToken.objects.filter(pk=user_token_id).first()
+
+
+def _presented_hint(request, stage: str) -> str:
+    """For a failed exchange of an unknown secret: its last four characters, if it is a uuid."""
+    if stage != "exchange" or request is None:
+        return ""
+    try:
+        value = request.data.get("user_token")
+        return str(uuid.UUID(value.strip()))[-4:]
+    except (AttributeError, TypeError, ValueError):
+        return ""
+
+
+def on_authentication_failed(sender, *, reason, user_token_id=None, stage="", request=None, **kw):
+    token = _token(user_token_id)
+    record(
+        Kind.EXCHANGE_FAILED if stage == "exchange" else Kind.AUTHENTICATION_FAILED,
+        request=request,
+        user_token=token,
+        reason=str(reason),
+        token_hint="" if token else _presented_hint(request, stage),
+        details={"stage": stage},
+    )
+    if token is not None and reason == "token_expired":
+        note_expired_tokens(tokens=[token])
+    _count_failure(request)
+
+
+def _count_failure(request) -> None:
+    if request is None or not in_tenant():
+        return
+    http = _http_request(request)
+    address = client_address(http)
+    try:
+        # An IPv6 client owns its whole /64: counted as one, like the abuse throttle does.
+        alerts.failed_authentication(_ip(address), address_key(http))
+    except Exception:
+        logger.exception("Could not count a failed authentication for alerts")
+
+
+def on_admin_login_failed(sender, *, credentials=None, request=None, **kw):
+    if request is None or not in_tenant():
+        return
+    username = str((credentials or {}).get("username", ""))[:150]
+    record(
+        Kind.AUTHENTICATION_FAILED,
+        request=request,
+        reason="bad_credentials",
+        details={"stage": "admin_login", "username": username},
+    )
+    _count_failure(request)
+
+
+def on_permission_denied(sender, *, user_token, missing, method="", path="", request=None, **kw):
+    record(
+        Kind.PERMISSION_DENIED,
+        request=request,
+        user_token=user_token,
+        reason="missing_permission",
+        details={"missing": list(missing), "endpoint": f"{method} {path}"},
+    )
+    if in_tenant():
+        try:
+            alerts.permission_denied(user_token)
+        except Exception:
+            logger.exception("Could not count a permission denial for alerts")
+
+
+def on_token_exchanged(sender, *, user_token, request=None, **kw):
+    record(Kind.TOKEN_EXCHANGED, request=request, user_token=user_token)
+
+
+def on_token_pair_refreshed(sender, *, user_token, request=None, **kw):
+    record(Kind.TOKEN_PAIR_REFRESHED, request=request, user_token=user_token)
+
+
+def on_user_token_refreshed(sender, *, user_token, actor=None, via="", request=None, **kw):
+    record(
+        Kind.USER_TOKEN_REFRESHED,
+        request=request,
+        user_token=user_token,
+        actor=actor,
+        via=via,
+        details={"generation": user_token.generation},
+    )
+
+
+def on_user_token_deactivated(sender, *, user_token, actor=None, via="", request=None, **kw):
+    record(
+        Kind.USER_TOKEN_DEACTIVATED, request=request, user_token=user_token, actor=actor, via=via
+    )
+
+
+def on_user_token_expired(sender, *, user_token, actor=None, via="", request=None, **kw):
+    record(
+        Kind.USER_TOKEN_EXPIRED,
+        request=request,
+        user_token=user_token,
+        actor=actor,
+        via=via,
+        reason="expired_on_purpose",
+        details={
+            "expires_at": user_token.expires_at.isoformat() if user_token.expires_at else None
+        },
+    )
+
+
+def on_permissions_changed(
+    sender, *, user_token, added, removed, actor=None, via="", request=None, **kw
+):
+    # The model-level receiver below may have recorded this change already: complete that event.
+    event = getattr(user_token, "_monitoring_permission_event", None)
+    user_token._monitoring_permission_event = None
+    if event is not None and in_tenant():
+        event.actor, event.via = _user(actor), via[:20]
+        for name, value in request_fields(request).items():
+            setattr(event, name, value)
+        event.save(update_fields=["actor", "via", "address", "user_agent", "method", "path"])
+        return
+    record(
+        Kind.PERMISSIONS_CHANGED,
+        request=request,
+        user_token=user_token,
+        actor=actor,
+        via=via,
+        details={
+            "added": list(added),
+            "removed": list(removed),
+            "permissions": list(user_token.permissions),
+        },
+    )
+
+
+def on_user_token_pre_save(sender, *, instance, update_fields=None, raw=False, **kw):
+    """Remember the stored permissions, to see a change made by any code path."""
+    if raw or instance.pk is None or not in_tenant():
+        return
+    if update_fields is not None and "permissions" not in update_fields:
+        return
+    stored = UserToken.objects.filter(pk=instance.pk).values_list("permissions", flat=True).first()
+    instance._monitoring_stored_permissions = stored
+
+
+def on_user_token_post_save(sender, *, instance, created, raw=False, **kw):
+    if raw or not in_tenant():
+        return
+    if created:
+        record(
+            Kind.USER_TOKEN_CREATED,
+            user_token=instance,
+            actor=instance.created_by,
+            details={"permissions": list(instance.permissions), "name": instance.name},
+        )
+        return
+    before = getattr(instance, "_monitoring_stored_permissions", None)
+    instance._monitoring_stored_permissions = None
+    if before is None or set(before) == set(instance.permissions):
+        return
+    instance._monitoring_permission_event = record(
+        Kind.PERMISSIONS_CHANGED,
+        user_token=instance,
+        details={
+            "added": sorted(set(instance.permissions) - set(before)),
+            "removed": sorted(set(before) - set(instance.permissions)),
+            "permissions": sorted(instance.permissions),
+        },
+    )
+
+
+def on_request_limit_reached(sender, *, request=None, limit=None, period=None, **kw):
+    _folded(
+        Kind.RATE_LIMIT_HIT,
+        request=request,
+        reason="licence",
+        scope="licence",
+        details={"limit": limit, "period_seconds": period},
+    )
+
+
+def on_abuse_throttled(sender, *, request=None, scope="", **kw):
+    _folded(Kind.RATE_LIMIT_HIT, request=request, reason="abuse", scope=str(scope))
+
+
+def on_licence_refused(sender, *, request=None, **kw):
+    _folded(Kind.LICENCE_REFUSED, request=request, reason="licence_expired")
+
+
+def on_token_used(sender, *, user_token, permissions_used=(), request=None, **kw):
+    try:
+        usage.count_request(user_token, permissions_used)
+    except Exception:  # e.g. the cache is down: counting must never break a request
+        logger.exception("Could not count usage of User Token %s", user_token.pk)
+
+
+def connect() -> None:
+    uid = "tokens.monitoring"
+    receivers = [
+        (signals.token_exchanged, on_token_exchanged),
+        (signals.token_pair_refreshed, on_token_pair_refreshed),
+        (signals.authentication_failed, on_authentication_failed),
+        (signals.permission_denied, on_permission_denied),
+        (signals.user_token_refreshed, on_user_token_refreshed),
+        (signals.user_token_deactivated, on_user_token_deactivated),
+        (signals.user_token_expired, on_user_token_expired),
+        (signals.user_token_permissions_changed, on_permissions_changed),
+        (signals.token_used, on_token_used),
+        (user_login_failed, on_admin_login_failed),
+    ]
+    for signal, receiver in receivers:
+        signal.connect(receiver, dispatch_uid=f"{uid}.{receiver.__name__}")
+    pre_save.connect(on_user_token_pre_save, sender=UserToken, dispatch_uid=f"{uid}.pre_save")
+    post_save.connect(on_user_token_post_save, sender=UserToken, dispatch_uid=f"{uid}.post_save")
+    tenant_signals.request_limit_reached.connect(
+        on_request_limit_reached, dispatch_uid=f"{uid}.request_limit_reached"
+    )
+    tenant_signals.abuse_throttled.connect(
+        on_abuse_throttled, dispatch_uid=f"{uid}.abuse_throttled"
+    )
+    tenant_signals.licence_refused.connect(
+        on_licence_refused, dispatch_uid=f"{uid}.licence_refused"
+    )

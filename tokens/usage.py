@@ -1,0 +1,154 @@
+"""Usage of each User Token: authorised requests per day and, per permission, when it was last
+exercised. (Last-used time and address are written by tokens.services.mark_used.)
+
+Counting adds no database write to a request: counts and times are kept in the default cache
+(Redis when REDIS_URL is set; atomic `add`/`incr`) and written to the database at most about once
+a minute per token, by the first request that finds the token's flush interval over, and by
+`manage.py flush_usage` (and the dashboard and the audit commands) for tokens that went quiet.
+Pending counts live in the cache, so a crashed worker loses nothing and a lost cache at most
+about a minute of counts.
+
+Cache keys carry the tenant's schema (django-tenants' make_key), so tenants never mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tokens.catalogue import ALL_PERMISSIONS
+from tokens.models import TokenPermissionUsage, TokenUsageDay, UserToken
+
+logger = logging.getLogger(__name__)
+
+# Pending counts stay in the cache this long (a token unused since is flushed by the command).
+PENDING_TTL = int(timedelta(days=3).total_seconds())
+PENDING_DAYS = 3
+
+
+def flush_interval() -> int:
+    return settings.USAGE_FLUSH_SECONDS
+
+
+def _requests_key(token_id: int, day: date) -> str:
+    return f"usage:{token_id}:requests:{day.isoformat()}"
+
+
+def _permission_key(token_id: int, code: str) -> str:
+    return f"usage:{token_id}:permission:{code}"
+
+
+def _interval_key(token_id: int) -> str:
+    return f"usage:{token_id}:interval"
+
+
+def _seen_key(token_id: int) -> str:
+    return f"usage:{token_id}:seen"
+
+
+def incr(store, key: str, timeout: int, delta: int = 1) -> int:
+    """Atomically add `delta` to a counter, creating it (with `timeout`) when missing."""
+    try:
+        return store.incr(key, delta)
+    except ValueError:
+        if store.add(key, delta, timeout):
+            return delta
+        return store.incr(key, delta)
+
+
+def count_request(user_token: UserToken, permissions_used, now: datetime | None = None) -> None:
+    """Count one authorised request of `user_token` that exercised `permissions_used`.
+
+    Only cache operations, except at most once per flush interval and token, when the pending
+    counts of the token are written to the database (never on a token's first request).
+    """
+    if not settings.USAGE_TRACKING:
+        return
+    now = now or timezone.now()
+    token_id = user_token.pk
+    incr(cache, _requests_key(token_id, now.date()), PENDING_TTL)
+    if permissions_used:
+        stamp = int(now.timestamp())
+        cache.set_many(
+            {_permission_key(token_id, str(code)): stamp for code in permissions_used},
+            PENDING_TTL,
+        )
+    # A new flush interval starts: flush, unless it is the token's very first (nothing to write).
+    if cache.add(_interval_key(token_id), 1, flush_interval()) and not cache.add(
+        _seen_key(token_id), 1, PENDING_TTL
+    ):
+        try:
+            flush_token(token_id, now)
+        except Exception:  # counting must never break a request; the command retries
+            logger.exception("Could not flush usage counts of User Token %s", token_id)
+
+
+def flush_token(token_id: int, now: datetime | None = None) -> tuple[int, int]:
+    """Write one token's pending counts to the database: (requests written, permissions written)."""
+    now = now or timezone.now()
+    days = [now.date() - timedelta(days=n) for n in range(PENDING_DAYS)]
+    day_keys = {_requests_key(token_id, day): day for day in days}
+    permission_keys = {_permission_key(token_id, code): code for code in sorted(ALL_PERMISSIONS)}
+    pending = cache.get_many([*day_keys, *permission_keys])
+
+    requests: dict[date, int] = {}
+    for key, day in day_keys.items():
+        value = int(pending.get(key) or 0)
+        if value > 0:
+            # Take exactly what was read: requests counted meanwhile stay pending. (ValueError:
+            # it expired in between; what was read is still right.)
+            with contextlib.suppress(ValueError):
+                cache.decr(key, value)
+            requests[day] = value
+    exercised = {
+        code: datetime.fromtimestamp(int(pending[key]), tz=UTC)
+        for key, code in permission_keys.items()
+        if pending.get(key)
+    }
+    if exercised:
+        cache.delete_many([_permission_key(token_id, code) for code in exercised])
+    if requests or exercised:
+        _write(token_id, requests, exercised)
+    return sum(requests.values()), len(exercised)
+
+
+def _write(token_id: int, requests: dict[date, int], exercised: dict[str, datetime]) -> None:
+    usage_table = connection.ops.quote_name(TokenUsageDay._meta.db_table)
+    permission_table = connection.ops.quote_name(TokenPermissionUsage._meta.db_table)
+    token_table = connection.ops.quote_name(UserToken._meta.db_table)
+    # INSERT ... SELECT from the token: a token deleted meanwhile just takes its counts along.
+    with transaction.atomic(), connection.cursor() as cursor:
+        for day, count in requests.items():
+            cursor.execute(
+                f"INSERT INTO {usage_table} (user_token_id, day, requests) "  # noqa: S608
+                f"SELECT id, %s, %s FROM {token_table} WHERE id = %s "
+                f"ON CONFLICT (user_token_id, day) "
+                f"DO UPDATE SET requests = {usage_table}.requests + EXCLUDED.requests",
+                [day, count, token_id],
+            )
+        for code, when in exercised.items():
+            cursor.execute(
+                f"INSERT INTO {permission_table} (user_token_id, permission, last_used_at) "  # noqa: S608
+                f"SELECT id, %s, %s FROM {token_table} WHERE id = %s "
+                f"ON CONFLICT (user_token_id, permission) DO UPDATE SET last_used_at = "
+                f"GREATEST({permission_table}.last_used_at, EXCLUDED.last_used_at)",
+                [code, when, token_id],
+            )
+
+
+def flush_tenant(now: datetime | None = None) -> tuple[int, int]:
+    """Flush the pending counts of every token of the current tenant used lately."""
+    now = now or timezone.now()
+    recent = UserToken.objects.filter(last_used_at__gte=now - timedelta(seconds=PENDING_TTL))
+    totals = [0, 0]
+    for token_id in recent.values_list("pk", flat=True):
+        requests, permissions = flush_token(token_id, now)
+        totals[0] += requests
+        totals[1] += permissions
+    return totals[0], totals[1]
