@@ -236,6 +236,7 @@ class TenantLicenceMiddleware:
         if tenant is None:
             return self.get_response(request)
         if tenant.licence_expired():
+            signals.licence_refused.send(sender=__name__, request=request, tenant=tenant)
             response = json_error(403, INVALID_LICENSE)
         else:
             response = self.get_response(request)
