@@ -107,11 +107,7 @@ def load_sample_data(tenant) -> list[str]:
     base = f"http://{host}"
     example = License.objects.filter(metadata__contains=EXAMPLE_MARK).order_by("id").first()
     lines = [
-        (
-            "Sample data added: "
-            if created
-            else "Sample data (already there): "
-        )
+        ("Sample data added: " if created else "Sample data (already there): ")
         + f"{Product.objects.count()} products, {License.objects.count()} licences, "
         + f"{Customer.objects.count()} customers.",
     ]

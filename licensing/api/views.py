@@ -222,10 +222,10 @@ class LicenseValidationView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_scope = "validate"
+    abuse_scope = "validate"  # tenants.throttling: guessing keys is slowed per address
 
     def post(self, request):
-        guard_against_guessing(request, self.throttle_scope)
+        guard_against_guessing(request, self.abuse_scope)
         serializer = ValidationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.validate_license_key(
@@ -234,7 +234,7 @@ class LicenseValidationView(APIView):
             client_address=client_address(request),
         )
         if result.code == ValidationCode.NOT_FOUND:
-            count_failed_attempt(request, self.throttle_scope)
+            count_failed_attempt(request, self.abuse_scope)
         body = {
             "valid": result.valid,
             "code": result.code.value,
