@@ -1,11 +1,15 @@
 """The API's error bodies (CONTRACT section 6), produced in one place."""
 
 import logging
+import sys
 
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import got_request_exception
 from django.db import DatabaseError, InterfaceError, OperationalError
+from django.dispatch import receiver
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -110,6 +114,43 @@ def not_found_view(request, exception=None):
     return json_error(404, NOT_FOUND)
 
 
+REPLACED_MESSAGES = {
+    401: INVALID_TOKEN,
+    403: ACCESS_DENIED,
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    406: NOT_ACCEPTABLE,
+    413: REQUEST_TOO_LARGE,
+    429: TOO_MANY_REQUESTS,
+    503: SERVICE_UNAVAILABLE,
+}
+KEPT_HEADERS = (
+    "Allow",
+    "Retry-After",
+    "WWW-Authenticate",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+)
+
+
+def declared_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def is_json(response) -> bool:
+    return response.get("Content-Type", "").split(";")[0].strip() == "application/json"
+
+
+@receiver(got_request_exception)
+def remember_exception(sender, request=None, **kwargs):
+    """Keep the exception Django is about to turn into an error page, for ApiErrorMiddleware."""
+    if request is not None:
+        request._api_exception = sys.exc_info()[1]
+
+
 class ApiErrorMiddleware:
     """Unhandled errors under /v1/ answer JSON, never a traceback or an HTML page."""
 
@@ -117,7 +158,30 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        if not is_api_request(request):
+            return self.get_response(request)
+        if declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return json_error(413, REQUEST_TOO_LARGE)  # refused before a byte of the body is read
+        response = self.get_response(request)
+        if response.status_code >= 400 and not is_json(response):
+            # Django's own page for an error outside the view (an inner middleware failed, or
+            # DEBUG's technical page): replaced by the body of the same case.
+            return self.replacement(response, getattr(request, "_api_exception", None))
+        return response
+
+    @staticmethod
+    def replacement(response, exception) -> JsonResponse:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.error("Database unavailable: %s", type(exception).__name__)
+            return json_error(503, SERVICE_UNAVAILABLE)
+        status = response.status_code
+        if status == 400:
+            return json_error(400, INVALID_REQUEST, {"non_field_errors": ["Malformed request."]})
+        if status >= 500 and status != 503:
+            return json_error(500, SERVER_ERROR)
+        message = REPLACED_MESSAGES.get(status) or response.reason_phrase
+        kept = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
+        return json_error(status, message, headers=kept)
 
     def process_exception(self, request, exception):
         if not is_api_request(request):

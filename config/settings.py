@@ -221,11 +221,40 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 SESSION_COOKIE_HTTPONLY = True
 
+# --- Security headers, HTTPS and request limits (`check --deploy` clean; see docs/security.md)
+
+# A body larger than this answers 413 {"error": "Request too large"} (checked on Content-Length).
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# Plain HTTP is redirected to HTTPS in production. Behind a TLS-terminating proxy keep it on and
+# set TRUSTED_PROXY_COUNT: the proxy's X-Forwarded-Proto then tells which scheme the client used.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Regexes (no leading slash) of paths answered over plain HTTP too, e.g. a load balancer's probe.
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", [])
+if TRUSTED_PROXY_COUNT > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS goes out on HTTPS responses only; one year in production, covering the tenants' subdomains.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading commits the whole registrable domain to HTTPS in browsers for months: the operator's
+# decision, off by default (and its deploy check silenced while off, see docs/security.md).
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Failed admin logins allowed per client address (django-ratelimit rate: count/period).
+ADMIN_LOGIN_RATE = os.environ.get("ADMIN_LOGIN_RATE", "5/15m")
+if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", ADMIN_LOGIN_RATE):
+    raise ImproperlyConfigured(f"ADMIN_LOGIN_RATE must look like 5/15m, not {ADMIN_LOGIN_RATE!r}")
+
 # --- REST API
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.ApiJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["tokens.api.authentication.AccessTokenAuthentication"],
     # Default deny: a view must declare `required_permissions` per method (tokens.api.permissions).
     "DEFAULT_PERMISSION_CLASSES": ["tokens.api.permissions.HasTokenPermissions"],

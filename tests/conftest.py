@@ -161,3 +161,9 @@ def admin_password():
 
 def pytest_configure(config):
     os.environ.setdefault("DJANGO_SUPERUSER_PASSWORD", TEST_PASSWORD)
+    # Tests speak plain HTTP even with DEBUG off (production settings would redirect to HTTPS);
+    # the environment variable reaches the live servers the tests start.
+    from django.conf import settings
+
+    os.environ["SECURE_SSL_REDIRECT"] = "off"
+    settings.SECURE_SSL_REDIRECT = False
