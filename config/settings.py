@@ -139,6 +139,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "config.urls"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
+# `python -m bench` only: its reference endpoint /bench/reference on the public domain (bench/).
+if env_bool("BENCH_REFERENCE", False):
+    PUBLIC_SCHEMA_URLCONF = "bench.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 APPEND_SLASH = False
@@ -162,7 +165,8 @@ TEMPLATES = [
 
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
-    DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+    # django-tenants' backend, without a `SET search_path` per request (tenants/postgresql_backend).
+    DATABASES["default"]["ENGINE"] = "tenants.postgresql_backend"
     DATABASES["default"].setdefault("TEST", {})
     if os.environ.get("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"]["NAME"] = os.environ["TEST_DATABASE_NAME"]

@@ -257,5 +257,7 @@ def clone_template(schema_name: str) -> None:
             )
         # Catalogue names come from PostgreSQL itself, schema names are validated and quoted.
         cursor.execute(";\n".join(statements))
-    # SET LOCAL ended with the transaction; django-tenants' idea of the search_path still holds.
+    # SET LOCAL lasts until the outermost transaction ends: have the path set again.
     connection.set_schema_to_public()
+    if hasattr(connection, "forget_search_path"):
+        connection.forget_search_path()

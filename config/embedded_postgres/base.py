@@ -1,10 +1,9 @@
-"""django-tenants' PostgreSQL backend, starting the embedded server before it connects."""
+"""The project's backend (tenants/postgresql_backend), starting the embedded server first."""
 
 from pathlib import Path
 
-from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
-
 from config.embedded_postgres import ensure_server
+from tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
 
 
 class DatabaseWrapper(TenantDatabaseWrapper):

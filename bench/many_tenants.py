@@ -1,0 +1,120 @@
+"""The many-tenants mode: N tenants present, then the figures that grow with their number.
+
+The N tenants are created the fast way (a Tenant row, a copy of the template schema, a domain;
+no administrator, whose password hashing alone takes half a second) and kept between runs. Then:
+
+- the time of `provision_tenant` for one more tenant, the real service with its validation, its
+  administrator and its platform licence (the tenant is removed again afterwards);
+- the wall time of `python manage.py migrate_schemas` with nothing to do, a process of its own;
+- the size of one empty tenant schema (tables, indexes, TOAST; the bookkeeping rows included).
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import time
+
+from bench.env import ROOT
+from bench.prepare import progress
+
+PREFIX = "bench_t"
+
+
+def schema_name(index: int) -> str:
+    return f"{PREFIX}{index:05d}"
+
+
+def create_tenants(count: int, *, quiet: bool) -> int:
+    from django.db import connection, transaction
+
+    from tenants.models import Domain, Tenant
+    from tenants.schema_template import clone_template, ensure_template
+
+    ensure_template()
+    existing = set(
+        Tenant.objects.filter(schema_name__startswith=PREFIX).values_list("schema_name", flat=True)
+    )
+    missing = [i for i in range(1, count + 1) if schema_name(i) not in existing]
+    started = time.monotonic()
+    for done, index in enumerate(missing, 1):
+        name = schema_name(index)
+        with transaction.atomic():
+            tenant = Tenant(schema_name=name, name=f"Bench tenant {index}")
+            tenant.auto_create_schema = False
+            tenant.save()
+            clone_template(name)
+            Domain.objects.create(domain=f"t{index:05d}.bench.localhost", tenant=tenant)
+        connection.set_schema_to_public()
+        if not quiet and (done % 10 == 0 or done == len(missing)):
+            progress(done, len(missing), started, "tenants ")
+    return Tenant.objects.filter(schema_name__startswith=PREFIX).count()
+
+
+def time_provisioning() -> float:
+    from tenants.models import Tenant
+    from tenants.services import AdminAccount, provision_tenant
+
+    name = f"{PREFIX}extra"
+    Tenant.objects.filter(schema_name=name).delete()  # a run that stopped half-way
+    password = secrets.token_urlsafe(24)
+    started = time.perf_counter()
+    tenant = provision_tenant(
+        schema_name=name,
+        name="One more",
+        domain="extra.bench.localhost",
+        admin=AdminAccount("admin", "admin@extra.bench.localhost", password),
+    )
+    elapsed = time.perf_counter() - started
+    tenant.delete()  # drops its schema too
+    return elapsed
+
+
+def time_migrate() -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate_schemas", "--noinput", "-v", "1"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def schema_size(schema: str) -> tuple[int, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0),
+                      count(*) FILTER (WHERE c.relkind = 'r')
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = %s AND c.relkind IN ('r', 'S', 'm')""",
+            [schema],
+        )
+        size, tables = cursor.fetchone()
+    return int(size), int(tables)
+
+
+def run(count: int, *, quiet: bool = False) -> dict:
+    started = time.monotonic()
+    present = create_tenants(count, quiet=quiet)
+    create_seconds = time.monotonic() - started
+    provision = time_provisioning()
+    migrate = time_migrate()
+    size, tables = schema_size(schema_name(1))
+    figures = {
+        "count": present,
+        "create_seconds": round(create_seconds, 1),
+        "provision_seconds": round(provision, 3),
+        "migrate_seconds": round(migrate, 2),
+        "schema_kib": size / 1024,
+        "schema_tables": tables,
+    }
+    print(
+        f"  {present:,} tenants; one more in {provision:.2f} s; migrate_schemas {migrate:.1f} s; "
+        f"empty schema {size / 1024:.0f} KiB",
+        file=sys.stderr,
+    )
+    return figures

@@ -1,0 +1,306 @@
+"""`python -m bench`: prepare the data, start a production server, drive it, print one table.
+
+Method (docs/performance.md has the details and the latest figures):
+
+1. a PostgreSQL database (DATABASE_URL, else a database of its own on the embedded server) with
+   a tenant `bench` holding --licences licences and a User Token with view_licenses;
+2. each production server available (gunicorn sync, gunicorn gthread, granian) with one worker per
+   core is measured on the reference and on validation; the fastest serves the full run;
+3. a separate load-generator process (wrk, else bench/loadgen.py) drives each endpoint for
+   --duration seconds at --concurrency connections, after a warm-up;
+4. for each endpoint: requests/s, p50/p99 latency, the ratio to the reference's requests/s, SQL
+   queries per warm request (counted in-process with Django's test client), and the workers' peak
+   memory; validation's latency is measured again at half its maximum load (open loop);
+5. with --tenants N: N tenants, the time to provision one more, `migrate_schemas` with nothing to
+   do, and the size of one empty tenant schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import env as bench_env
+from bench import loadgen
+from bench.servers import SERVERS, Server, available
+
+ROOT = bench_env.ROOT
+
+GOALS = {"validate": 0.6, "licence": 0.5, "list-first": 0.3, "list-deep": 0.3}
+HALF_LOAD_P99_GOAL_MS = 20.0
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        memory_kib = 0
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def endpoints(fixture) -> list[tuple[str, loadgen.Target]]:
+    from bench.prepare import HOST, PUBLIC_HOST
+
+    bearer = {"Authorization": f"Bearer {fixture.access_token}"}
+    return [
+        ("reference", loadgen.Target(0, "/bench/reference", PUBLIC_HOST)),
+        (
+            "validate",
+            loadgen.Target(
+                0, "/v1/licenses/validate", HOST, "POST", json.dumps({"key": fixture.valid_key})
+            ),
+        ),
+        (
+            "token",
+            loadgen.Target(
+                0, "/v1/auth/token", HOST, "POST", json.dumps({"user_token": fixture.secret})
+            ),
+        ),
+        ("licence", loadgen.Target(0, f"/v1/licenses/{fixture.licence_id}", HOST, headers=bearer)),
+        ("list-first", loadgen.Target(0, "/v1/licenses?status=active", HOST, headers=bearer)),
+        ("list-deep", loadgen.Target(0, fixture.deep_cursor_url, HOST, headers=bearer)),
+    ]
+
+
+LABELS = {
+    "reference": "GET /bench/reference (reference)",
+    "validate": "POST /v1/licenses/validate",
+    "token": "POST /v1/auth/token",
+    "licence": "GET /v1/licenses/{id}",
+    "list-first": "GET /v1/licenses?status=active",
+    "list-deep": "  same, page 90% deep",
+}
+
+
+def count_queries(targets) -> dict[str, int]:
+    """SQL statements of one warm request of each endpoint, run in this process."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    counts = {}
+    for name, target in targets:
+        client = Client(HTTP_HOST=target.host)
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in target.headers.items()}
+
+        def call(client=client, target=target, extra=extra):
+            if target.method == "POST":
+                return client.post(
+                    target.path, target.body, content_type="application/json", **extra
+                )
+            return client.get(target.path, **extra)
+
+        for _ in range(3):  # warm: connection, tenant cache, content types
+            response = call()
+        if response.status_code != 200:
+            raise SystemExit(f"{name}: {response.status_code} {response.content[:300]!r}")
+        with CaptureQueriesContext(connection) as queries:
+            call()
+        counts[name] = len(queries.captured_queries)
+    return counts
+
+
+def drive(target, port, concurrency, duration, tool, rate=None) -> dict:
+    target.port = port
+    if rate is None and tool == "wrk":
+        return loadgen.wrk(target, concurrency, duration)
+    return loadgen.python_client(target, concurrency, duration, rate)
+
+
+def measure_server(name, environment, args, targets, only=None) -> dict:
+    server = Server(name, args.port, args.workers)
+    server.start(environment, bench_env.RESULTS / f"server-{name}.log")
+    results = {}
+    try:
+        for endpoint, target in targets:
+            if only and endpoint not in only:
+                continue
+            drive(target, args.port, args.concurrency, args.warmup, args.tool)  # warm-up
+            figures = drive(target, args.port, args.concurrency, args.duration, args.tool)
+            if figures["errors"]:
+                raise SystemExit(f"{name} {endpoint}: {figures['errors']} failed requests")
+            results[endpoint] = figures
+            print(
+                f"  {name:17} {endpoint:11} {figures['rps']:8.0f} req/s  "
+                f"p50 {figures['p50_ms']:6.1f} ms  p99 {figures['p99_ms']:6.1f} ms",
+                file=sys.stderr,
+            )
+        if only is None and not args.skip_half_load:
+            rate = results["validate"]["rps"] / 2
+            target = dict(targets)["validate"]
+            half = drive(target, args.port, args.concurrency, args.duration, "python", rate=rate)
+            results["validate-half-load"] = half
+            print(
+                f"  {name:17} validate at {rate:.0f} req/s (half load): "
+                f"p50 {half['p50_ms']:.1f} ms  p99 {half['p99_ms']:.1f} ms",
+                file=sys.stderr,
+            )
+        results["peak_worker_memory_mib"] = server.peak_worker_memory_mib()
+    finally:
+        server.stop()
+    return results
+
+
+def table(report: dict) -> str:
+    run = report["run"]
+    reference = run["endpoints"]["reference"]["rps"]
+    lines = [
+        f"Server {report['server']} ({report['workers']} workers), load: {report['tool']}, "
+        f"{report['concurrency']} connections, {report['duration']} s per endpoint; "
+        f"{report['licences']:,} licences",
+        f"Machine: {report['machine']['nproc']} cores, {report['machine']['cpu']}, "
+        f"{report['machine']['memory_gib']} GiB",
+        "",
+        f"{'endpoint':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} "
+        f"{'goal':>5} {'queries':>7}",
+    ]
+    for name, label in LABELS.items():
+        figures = run["endpoints"][name]
+        ratio = figures["rps"] / reference
+        goal = GOALS.get(name)
+        lines.append(
+            f"{label:34} {figures['rps']:8.0f} {figures['p50_ms']:7.1f} {figures['p99_ms']:7.1f} "
+            f"{ratio:6.2f} {('≥' + str(goal)) if goal else '':>5} {report['queries'][name]:7d}"
+        )
+    half = run.get("validate-half-load")
+    if half:
+        lines.append(
+            f"{'validate at half load (open loop)':34} {half['rps']:8.0f} {half['p50_ms']:7.1f} "
+            f"{half['p99_ms']:7.1f} {'':>6} {'<20ms':>5}"
+        )
+    memory = run.get("peak_worker_memory_mib")
+    if memory:
+        lines.append(f"Peak memory per worker: {memory:.0f} MiB")
+    if report.get("servers"):
+        lines += ["", f"{'server comparison':34} {'reference':>10} {'validate':>10} {'ratio':>6}"]
+        for name, figures in report["servers"].items():
+            ref, val = figures["reference"]["rps"], figures["validate"]["rps"]
+            lines.append(f"{name:34} {ref:10.0f} {val:10.0f} {val / ref:6.2f}")
+    if report.get("tenants"):
+        t = report["tenants"]
+        lines += [
+            "",
+            f"Many tenants ({t['count']:,} present):",
+            f"  provision one more (provision_tenant)   {t['provision_seconds']:.2f} s   (goal < 1 s)",
+            f"  migrate_schemas, nothing to do          {t['migrate_seconds']:.1f} s   (goal < 60 s)",
+            f"  one empty tenant schema                 {t['schema_kib']:.0f} KiB "
+            f"({t['schema_tables']} tables)",
+        ]
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="seconds and small data (CI)")
+    parser.add_argument("--licences", type=int, default=None, help="default 1,000,000")
+    parser.add_argument("--tenants", type=int, default=None, help="many-tenants mode: N tenants")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per endpoint")
+    parser.add_argument("--warmup", type=float, default=None)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8600)))
+    parser.add_argument(
+        "--server", choices=sorted(SERVERS), default=None, help="skip the comparison"
+    )
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--skip-half-load", action="store_true")
+    parser.add_argument("--no-http", action="store_true", help="only the many-tenants mode")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    smoke = args.smoke
+    args.licences = args.licences or (2_000 if smoke else 1_000_000)
+    args.tenants = args.tenants if args.tenants is not None else (3 if smoke else 0)
+    args.duration = args.duration or (1.0 if smoke else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if smoke else 2.0)
+    args.tool = "wrk" if args.loadgen == "auto" and loadgen.wrk_available() else args.loadgen
+    if args.tool == "auto":
+        args.tool = "python"
+    if smoke and not args.server:
+        args.server = "gunicorn-sync"
+    args.output = args.output or bench_env.RESULTS / ("smoke.json" if smoke else "latest.json")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    environment = bench_env.configure("licensing_bench_smoke" if args.smoke else "licensing_bench")
+    bench_env.setup_django()
+    from bench import many_tenants, prepare
+
+    report = {
+        "machine": machine(),
+        "smoke": args.smoke,
+        "licences": args.licences,
+        "workers": args.workers,
+        "concurrency": args.concurrency,
+        "duration": args.duration,
+        "tool": args.tool,
+        "redis": bool(os.environ.get("REDIS_URL")),
+        "revision": git_revision(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    prepare.migrate()
+    if args.tenants:
+        print(f"Many tenants: {args.tenants}", file=sys.stderr)
+        report["tenants"] = many_tenants.run(args.tenants, quiet=args.smoke)
+    if not args.no_http:
+        print(f"Preparing {args.licences:,} licences", file=sys.stderr)
+        started = time.monotonic()
+        fixture = prepare.prepare(args.licences, quiet=args.smoke)
+        report["licences"] = fixture.licence_count
+        report["prepare_seconds"] = round(time.monotonic() - started, 1)
+        targets = endpoints(fixture)
+        report["queries"] = count_queries(targets)
+        print(f"Queries per warm request: {report['queries']}", file=sys.stderr)
+        candidates = [args.server] if args.server else [s for s in SERVERS if available(s)]
+        if len(candidates) > 1:
+            report["servers"] = {
+                name: measure_server(
+                    name, environment, args, targets, only={"reference", "validate"}
+                )
+                for name in candidates
+            }
+            best = max(report["servers"], key=lambda n: report["servers"][n]["validate"]["rps"])
+        else:
+            best = candidates[0]
+        report["server"] = best
+        report["run"] = {"endpoints": measure_server(best, environment, args, targets)}
+        run = report["run"]["endpoints"]
+        report["run"]["validate-half-load"] = run.pop("validate-half-load", None)
+        report["run"]["peak_worker_memory_mib"] = run.pop("peak_worker_memory_mib", None)
+        reference = run["reference"]["rps"]
+        report["ratios"] = {name: run[name]["rps"] / reference for name in run}
+        print(table(report))
+    elif report.get("tenants"):
+        t = report["tenants"]
+        print(json.dumps(t, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nWritten to {args.output.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+    except OSError:
+        return ""

@@ -1,0 +1,137 @@
+"""The production servers compared, started as the deployment would run them.
+
+Each runs `config.wsgi:application` with one worker process per core. Peak memory per worker is
+the peak resident set size (VmHWM) the kernel recorded for each worker process.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SERVERS = {
+    "gunicorn-sync": lambda port, workers: [
+        sys.executable, "-m", "gunicorn", "config.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "sync",
+        "--log-level", "warning", "--backlog", "2048",
+    ],
+    "gunicorn-gthread": lambda port, workers: [
+        sys.executable, "-m", "gunicorn", "config.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
+        "--threads", "4", "--log-level", "warning", "--backlog", "2048",
+    ],
+    "granian": lambda port, workers: [
+        sys.executable, "-m", "granian", "--interface", "wsgi", "config.wsgi:application",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--blocking-threads", "1", "--no-access-log", "--log-level", "warning",
+    ],
+}  # fmt: skip
+
+
+def available(name: str) -> bool:
+    module = "granian" if name == "granian" else "gunicorn"
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    result, queue = [], [pid]
+    while queue:
+        for child in children(queue.pop()):
+            result.append(child)
+            queue.append(child)
+    return result
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    workers: int
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+
+    def start(self, env: dict[str, str], log: Path, timeout: float = 60) -> None:
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                SERVERS[self.name](self.port, self.workers),
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, stopped as one
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {log.read_text()[-2000:]}")
+            if self.answers() and len(self.worker_pids()) >= self.workers:
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer within {timeout}s")
+
+    def answers(self) -> bool:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            connection.request("GET", "/bench/reference", headers={"Host": "localhost"})
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+
+    def worker_pids(self) -> list[int]:
+        """The processes that run the application (the master only supervises them)."""
+        if self.process is None:
+            return []
+        return [pid for pid in descendants(self.process.pid) if peak_rss_mib(pid)]
+
+    def peak_worker_memory_mib(self) -> float | None:
+        values = [peak_rss_mib(pid) or 0 for pid in self.worker_pids()]
+        return max(values) if values else None
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
