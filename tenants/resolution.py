@@ -2,7 +2,7 @@
 
 Each server process keeps the tenants it has resolved, by hostname. Saving or deleting a Tenant or
 a Domain through the ORM empties this process's cache at once and, when the transaction commits,
-increments a version number in the shared counter store (Redis, or PostgreSQL without it). Every process compares
+writes a new version number into the shared counter store (Redis, or PostgreSQL without it). Every process compares
 the stamp with the one it last saw at most once per `TENANT_CACHE_CHECK_SECONDS` (1 s) and empties
 its cache when it moved, so a licence change (`set_tenant_license`) or a removed domain reaches
 every worker within that interval. Entries also expire after `TENANT_CACHE_MAX_AGE` (60 s): a
@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -112,9 +113,8 @@ tenant_cache = TenantResolutionCache()
 
 def publish_change() -> None:
     """Tell every process that tenants or domains changed (after the transaction commits)."""
-    try:
-        _shared_cache_call("add", 0, None)
-        _shared_cache_call("incr")
+    try:  # any new number will do; an integer, as the PostgreSQL counter store holds only those
+        _shared_cache_call("set", secrets.randbits(62), None)
     except Exception:  # the other processes then catch up within TENANT_CACHE_MAX_AGE
         logger.exception("Tenant cache: could not publish a change to the shared cache")
 

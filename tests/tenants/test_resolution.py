@@ -89,8 +89,7 @@ def test_change_in_another_process_applies_within_the_check_interval(caching, cl
     assert resolve().request_limit == tenant_alpha.request_limit
     # Another process changes the licence: its rows and the shared stamp change, not our memory.
     type(tenant_alpha).objects.filter(pk=tenant_alpha.pk).update(request_limit=9)
-    shared_cache().add(VERSION_KEY, 0, None)
-    shared_cache().incr(VERSION_KEY)
+    shared_cache().set(VERSION_KEY, 12345, None)
     clock.now += 0.5
     assert resolve().request_limit == tenant_alpha.request_limit  # not checked again yet
     clock.now += 0.6
@@ -107,10 +106,10 @@ def test_entries_expire_without_any_signal(caching, clock, tenant_alpha):
 
 
 def test_a_committed_change_publishes_a_new_stamp(tenant_alpha, django_capture_on_commit_callbacks):
-    before = shared_cache().get(VERSION_KEY) or 0
+    before = shared_cache().get(VERSION_KEY)
     with django_capture_on_commit_callbacks(execute=True):
         set_tenant_licence(tenant_alpha, request_limit=8)
-    assert shared_cache().get(VERSION_KEY) == before + 1
+    assert shared_cache().get(VERSION_KEY) not in (None, before)
 
 
 def test_nothing_is_cached_inside_a_transaction(monkeypatch, clock):
