@@ -18,12 +18,25 @@ from tenants.services import AdminAccount, ensure_public_tenant, provision_tenan
 from tests.live import live_tenant_server  # noqa: F401 (fixture: the app served over real HTTP)
 
 TEST_PASSWORD = "Test-password-2026!"
+DEVELOPMENT_DATABASE = connection.settings_dict["NAME"]  # read before any test database exists
 TENANTS = {"alpha": "alpha.localhost", "beta": "beta.localhost"}
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(django_db_setup, django_db_blocker, request):
     with django_db_blocker.unblock():
+        if connection.settings_dict["NAME"] == DEVELOPMENT_DATABASE:
+            # pytest-django creates the test database only if a collected test uses `db`: a run of
+            # live-server tests alone would otherwise write to the development database.
+            from django.test.utils import setup_databases, teardown_databases
+
+            created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+
+            def drop():
+                with django_db_blocker.unblock():
+                    teardown_databases(created, verbosity=0)
+
+            request.addfinalizer(drop)
         ensure_public_tenant()
         for schema, domain in TENANTS.items():
             if not Tenant.objects.filter(schema_name=schema).exists():
