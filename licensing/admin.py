@@ -39,8 +39,38 @@ class GroupAdmin(admin.ModelAdmin):
         return obj.members.count()
 
 
+class EntitlementsField(forms.CharField):
+    """Feature codes typed as a comma-separated list, stored as a JSON list."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "Feature codes, separated by commas.")
+        kwargs.setdefault("widget", forms.TextInput(attrs={"size": 40}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, (list, tuple)) else value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        codes = [code.strip() for code in text.replace("\n", ",").split(",") if code.strip()]
+        try:
+            return services.clean_entitlements(codes)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.message_dict["entitlements"]) from None
+
+
+class PlanForm(forms.ModelForm):
+    entitlements = EntitlementsField()
+
+    class Meta:
+        model = Plan
+        fields = ("product", "code", "name", "duration_days", "max_activations", "entitlements")
+
+
 class PlanInline(admin.TabularInline):
     model = Plan
+    form = PlanForm
     extra = 0
     fields = ("code", "name", "duration_days", "max_activations", "entitlements")
     show_change_link = True
@@ -61,6 +91,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
+    form = PlanForm
     list_display = ("name", "code", "product", "duration", "max_activations", "created_at")
     list_filter = ("product",)
     search_fields = ("code", "name", "product__code", "product__name")
@@ -126,6 +157,11 @@ class LicenseAdminForm(forms.ModelForm):
             "metadata",
         )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None and "expires_at" in self.fields:
+            self.fields["expires_at"].help_text = "Empty: the plan's duration from the start."
+
     def expiry(self):
         # An empty expiry on a new licence means "the plan's duration".
         if self.instance.pk is None and not self.cleaned_data.get("expires_at"):
@@ -163,13 +199,12 @@ class LicenseAdminForm(forms.ModelForm):
 class LicenseAdmin(admin.ModelAdmin):
     form = LicenseAdminForm
     list_display = (
-        "key",
+        "key_display",
         "product",
         "plan",
         "customer",
         "user",
         "status_badge",
-        "starts_at",
         "expires_at",
     )
     list_filter = ("status", ExpiryFilter, "product", "plan")
@@ -196,6 +231,21 @@ class LicenseAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A licence's product and plan are fixed once issued.
         return self.readonly_fields + (("product", "plan") if obj else ())
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None:
+            return self.fieldsets
+        # A new licence has no key, expiry state or history yet: the service makes them.
+        hidden = {"key", "expired", *TIMESTAMPS}
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+            for name, options in self.fieldsets
+            if any(f not in hidden for f in options["fields"])
+        ]
+
+    @admin.display(description="Key", ordering="key")
+    def key_display(self, obj):
+        return format_html('<code style="white-space:nowrap">{}</code>', obj.key)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):

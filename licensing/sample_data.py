@@ -15,7 +15,6 @@ from licensing import services
 from licensing.models import Customer, License, LicenseStatus, Product
 
 EXAMPLE_MARK = {"sample": "validation-example"}
-PORT = 8000
 
 PRODUCTS = [
     {
@@ -94,17 +93,18 @@ def _create_all() -> None:
     issue(("nebula", "trial"), acme, status=LicenseStatus.REVOKED)
 
 
-def load_sample_data(tenant) -> list[str]:
-    """Add the sample data unless it is there already; return the lines to print."""
+def load_sample_data(tenant, port: int = 8000) -> list[str]:
+    """Add the sample data unless it is there already; return the lines to print (URLs on
+    `port`, where the demo serves)."""
     with transaction.atomic():
         created = not Product.objects.filter(code=PRODUCTS[0]["code"]).exists()
         if created:
             _create_all()
 
     domain = tenant.get_primary_domain()
-    host = f"{domain.domain if domain else 'demo.localhost'}:{PORT}"
-    curl = f"curl -s --resolve {host.split(':')[0]}:{PORT}:127.0.0.1"
-    base = f"http://{host}"
+    name = domain.domain if domain else "demo.localhost"
+    curl = f"curl -s --resolve {name}:{port}:127.0.0.1"
+    base = f"http://{name}:{port}"
     example = License.objects.filter(metadata__contains=EXAMPLE_MARK).order_by("id").first()
     lines = [
         ("Sample data added: " if created else "Sample data (already there): ")

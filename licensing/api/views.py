@@ -27,18 +27,8 @@ from licensing.api.serializers import (
     ValidationRequestSerializer,
 )
 from licensing.models import Customer, Group, License, LicenseStatus, Plan, Product, ValidationCode
+from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens.catalogue import Permission
-
-try:  # the per-address abuse throttle (rate-limiting work); absent, nothing is throttled
-    from tenants.throttling import count_failed_attempt, guard_against_guessing
-except ImportError:  # pragma: no cover
-
-    def guard_against_guessing(request, scope):
-        return None
-
-    def count_failed_attempt(request, scope):
-        return None
-
 
 User = get_user_model()
 

@@ -116,6 +116,30 @@ def test_the_admin_shows_rule_errors_beside_the_form(admin_client, rows):
     assert "This plan belongs to another product." in response.content.decode()
 
 
+def test_entitlements_are_typed_as_a_list(admin_client, rows):
+    plan = rows["plan"]
+    page = admin_client.get(f"/admin/licensing/plan/{plan.pk}/change/").content.decode()
+    assert 'value="export"' in page
+    form = {
+        "product": plan.product_id,
+        "code": plan.code,
+        "name": plan.name,
+        "duration_days": "",
+        "max_activations": "",
+        "entitlements": "export, sync ,export,  beta",
+    }
+    response = admin_client.post(f"/admin/licensing/plan/{plan.pk}/change/", form)
+    assert response.status_code == 302
+    with schema_context("alpha"):
+        plan.refresh_from_db()
+    assert plan.entitlements == ["export", "sync", "beta"]
+    assert plan.duration_days is None
+    form["entitlements"] = "ok, not ok"
+    response = admin_client.post(f"/admin/licensing/plan/{plan.pk}/change/", form)
+    assert response.status_code == 200
+    assert "Invalid feature code" in response.content.decode()
+
+
 def test_revoking_from_the_admin_is_final(admin_client, rows):
     license = rows["license"]
     url = "/admin/licensing/license/"

@@ -316,3 +316,29 @@ def test_normalising_keys():
     assert services.normalise_license_key("ABCDE-FGHJK-MNPQR-STVWX-YZ01U") is None
     assert services.normalise_license_key("ABCDE") is None
     assert services.normalise_license_key("A" * 1000) is None
+
+
+def test_guessing_keys_is_throttled_per_address(alpha_client, alpha_license, settings):
+    settings.ABUSE_FAILURE_RATE = "3/m"
+    guesser, honest = fresh_address(), fresh_address()
+    for _ in range(3):
+        response = validate(alpha_client, {"key": services.generate_license_key()}, guesser)
+        assert_answer(response, "NOT_FOUND")
+    refused = validate(alpha_client, {"key": alpha_license.key}, guesser)
+    assert refused.status_code == 429
+    assert refused.json() == {"error": "Too Many Requests"}
+    assert int(refused["Retry-After"]) >= 1
+    # Spoofing X-Forwarded-For does not escape it; another address is unaffected.
+    spoofed = validate(
+        alpha_client, {"key": alpha_license.key}, guesser, HTTP_X_FORWARDED_FOR=honest
+    )
+    assert spoofed.status_code == 429
+    assert_answer(validate(alpha_client, {"key": alpha_license.key}, honest), "VALID", valid=True)
+
+
+def test_valid_keys_do_not_count_as_guesses(alpha_client, alpha_license, settings):
+    settings.ABUSE_FAILURE_RATE = "3/m"
+    address = fresh_address()
+    for _ in range(5):
+        response = validate(alpha_client, {"key": alpha_license.key}, address)
+        assert_answer(response, "VALID", valid=True)
