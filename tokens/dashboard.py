@@ -100,7 +100,7 @@ def bar_chart(series: Series, width: int = 640, height: int = 180) -> SafeString
         )
     labels = []
     for n, (day, _) in enumerate(series.points):
-        if n % 7 == 0 or n == len(series.points) - 1:
+        if (len(series.points) - 1 - n) % 7 == 0:  # weekly, ending today
             labels.append(
                 format_html(
                     '<text class="dashboard-axis" x="{}" y="{}" text-anchor="middle">{}</text>',
