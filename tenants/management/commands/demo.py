@@ -32,7 +32,7 @@ class Command(BaseCommand):
         call_command("migrate_schemas", interactive=False, verbosity=0)
         ensure_public_tenant()
         tenant, password = self.demo_tenant()
-        self.load_sample_data(tenant)
+        self.load_sample_data(tenant, options["port"])
 
         port = options["port"]
         base = f"http://{DEMO_DOMAIN}:{port}"
@@ -72,12 +72,10 @@ class Command(BaseCommand):
         credentials.chmod(0o600)
         return tenant, password
 
-    def load_sample_data(self, tenant: Tenant) -> None:
+    def load_sample_data(self, tenant: Tenant, port: int) -> None:
         """Sample products, plans, customers and licences (added once; see licensing.sample_data)."""
-        try:
-            from licensing.sample_data import load_sample_data
-        except ImportError:
-            return
+        from licensing.sample_data import load_sample_data
+
         with tenant_context(tenant):
-            for line in load_sample_data(tenant):
+            for line in load_sample_data(tenant, port=port):
                 self.stdout.write(line)
