@@ -89,6 +89,20 @@ LABELS = {
 }
 
 
+def check_answer(name: str, body: dict) -> None:
+    """Each endpoint answers what it should, or the figures would measure an error path."""
+    problems = {
+        "reference": body.get("ok") is not True,
+        "validate": body.get("valid") is not True,
+        "token": not body.get("access_token"),
+        "licence": not body.get("key"),
+        "list-first": len(body.get("results", [])) < 2 or not body.get("next"),
+        "list-deep": len(body.get("results", [])) < 2 or not body.get("previous"),
+    }
+    if problems.get(name):
+        raise SystemExit(f"{name}: unexpected answer {str(body)[:300]}")
+
+
 def count_queries(targets) -> dict[str, int]:
     """SQL statements of one warm request of each endpoint, run in this process."""
     from django.db import connection
@@ -111,6 +125,7 @@ def count_queries(targets) -> dict[str, int]:
             response = call()
         if response.status_code != 200:
             raise SystemExit(f"{name}: {response.status_code} {response.content[:300]!r}")
+        check_answer(name, response.json())
         with CaptureQueriesContext(connection) as queries:
             call()
         counts[name] = len(queries.captured_queries)

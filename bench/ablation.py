@@ -1,0 +1,118 @@
+"""`python -m bench.ablation`: what the request-path optimisations buy, one switched off at a time.
+
+In-process (Django's test client, no server, no load generator), on the data `python -m bench`
+prepared: for each endpoint, the SQL statements and the mean time of a warm request with every
+optimisation, then without the tenant cache, then without the remembered search_path, then
+without both. Times are wall-clock means of --requests requests; queries are exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+
+from bench import env as bench_env
+
+
+@contextlib.contextmanager
+def without_tenant_cache():
+    from tenants import middleware
+
+    class NoCache:
+        def get(self, hostname, load):
+            return load(hostname)
+
+    saved = middleware.tenant_cache
+    middleware.tenant_cache = NoCache()
+    try:
+        yield
+    finally:
+        middleware.tenant_cache = saved
+
+
+@contextlib.contextmanager
+def without_search_path_memory():
+    from django_tenants.postgresql_backend.base import DatabaseWrapper as Plain
+
+    from tenants.postgresql_backend.base import DatabaseWrapper
+
+    saved = DatabaseWrapper._handle_search_path
+    DatabaseWrapper._handle_search_path = Plain._handle_search_path
+    try:
+        yield
+    finally:
+        DatabaseWrapper._handle_search_path = saved
+
+
+def measure(targets, names, requests: int) -> dict:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    figures = {}
+    for name, target in targets:
+        if name not in names:
+            continue
+        client = Client(HTTP_HOST=target.host)
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in target.headers.items()}
+
+        def call(client=client, target=target, extra=extra):
+            if target.method == "POST":
+                return client.post(
+                    target.path, target.body, content_type="application/json", **extra
+                )
+            return client.get(target.path, **extra)
+
+        for _ in range(5):
+            call()
+        with CaptureQueriesContext(connection) as queries:
+            call()
+        count = len(queries.captured_queries)
+        started = time.perf_counter()
+        for _ in range(requests):
+            call()
+        figures[name] = {
+            "queries": count,
+            "ms": (time.perf_counter() - started) / requests * 1000,
+        }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="use the smoke run's data")
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    bench_env.configure("licensing_bench_smoke" if args.smoke else "licensing_bench")
+    bench_env.setup_django()
+    from bench import prepare, run
+
+    fixture = prepare.prepare(2_000 if args.smoke else 1_000_000, quiet=True)
+    targets = run.endpoints(fixture)
+    names = ["reference", "validate", "licence", "list-first"]
+    variants = {
+        "all optimisations": contextlib.nullcontext,
+        "without tenant cache": without_tenant_cache,
+        "without remembered search_path": without_search_path_memory,
+    }
+    results = {}
+    for label, switch in variants.items():
+        with switch():
+            results[label] = measure(targets, names, args.requests)
+    with without_tenant_cache(), without_search_path_memory():
+        results["without both"] = measure(targets, names, args.requests)
+    print(f"{'':32}" + "".join(f"{n:>20}" for n in names))
+    for label, figures in results.items():
+        cells = "".join(
+            f"{figures[n]['queries']:>6} q {figures[n]['ms']:>8.2f} ms  " for n in names
+        )
+        print(f"{label:32}{cells}")
+    output = bench_env.RESULTS / "ablation.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
