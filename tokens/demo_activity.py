@@ -65,7 +65,9 @@ def seed_security_activity(
         rotated = now - timedelta(days=refreshed_days_ago)
         last_used = now - timedelta(minutes=rng.randint(1, 90)) if daily else None
         UserToken.objects.filter(pk=token.pk).update(
-            created_at=rotated, last_used_at=last_used, last_used_ip=ADDRESSES[len(tokens)]
+            created_at=rotated,
+            last_used_at=last_used,
+            last_used_ip=ADDRESSES[len(tokens)] if daily else None,
         )
         token.refresh_from_db()
         tokens.append(token)
