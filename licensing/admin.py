@@ -17,12 +17,13 @@ from licensing.models import (
     Plan,
     Product,
 )
+from tenants.admin import SchemaScopedAdmin
 
 TIMESTAMPS = ("created_at", "updated_at")
 
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     list_display = ("name", "max_licenses_per_member", "member_count", "updated_at")
     search_fields = ("name", "description", "members__username", "members__email")
     filter_horizontal = ("members",)
@@ -68,7 +69,7 @@ class PlanForm(forms.ModelForm):
         fields = ("product", "code", "name", "duration_days", "max_activations", "entitlements")
 
 
-class PlanInline(admin.TabularInline):
+class PlanInline(SchemaScopedAdmin, admin.TabularInline):
     model = Plan
     form = PlanForm
     extra = 0
@@ -77,7 +78,7 @@ class PlanInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     list_display = ("name", "code", "active", "plan_count", "created_at")
     list_filter = ("active",)
     search_fields = ("code", "name", "description")
@@ -90,7 +91,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     form = PlanForm
     list_display = ("name", "code", "product", "duration", "max_activations", "created_at")
     list_filter = ("product",)
@@ -103,7 +104,7 @@ class PlanAdmin(admin.ModelAdmin):
         return "perpetual" if obj.duration_days is None else f"{obj.duration_days} days"
 
 
-class CustomerLicenseInline(admin.TabularInline):
+class CustomerLicenseInline(SchemaScopedAdmin, admin.TabularInline):
     model = License
     extra = 0
     fields = ("key", "product", "plan", "status", "expires_at")
@@ -116,7 +117,7 @@ class CustomerLicenseInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     list_display = ("name", "email", "external_id", "created_at")
     search_fields = ("name", "email", "external_id", "notes")
     readonly_fields = TIMESTAMPS
@@ -196,7 +197,7 @@ class LicenseAdminForm(forms.ModelForm):
 
 
 @admin.register(License)
-class LicenseAdmin(admin.ModelAdmin):
+class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     form = LicenseAdminForm
     list_display = (
         "key_display",
@@ -309,7 +310,7 @@ class LicenseAdmin(admin.ModelAdmin):
 
 
 @admin.register(LicenseValidation)
-class LicenseValidationAdmin(admin.ModelAdmin):
+class LicenseValidationAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     """A read-only log of validation calls."""
 
     list_display = ("created_at", "code", "license", "client_address")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.db import connection
 from django.utils.html import format_html
@@ -7,35 +8,48 @@ from django_tenants.utils import get_public_schema_name
 from tenants.models import Domain, Tenant
 
 
-class PublicSchemaOnly:
-    """Platform data: managed from the public admin only, never from a tenant's admin."""
+def available_on_current_schema(model) -> bool:
+    """Whether `model`'s table exists in the schema of this request: shared apps' models live in
+    the public schema, tenant apps' models in each tenant's schema (apps in both, e.g. auth, in
+    every schema)."""
+    on_public = connection.schema_name == get_public_schema_name()
+    apps = settings.SHARED_APPS if on_public else settings.TENANT_APPS
+    return model._meta.app_config.name in apps
 
-    def _on_public_schema(self) -> bool:
-        return connection.schema_name == get_public_schema_name()
+
+class SchemaScopedAdmin:
+    """Mixin for every ModelAdmin and inline: shown and usable only where its table exists, so
+    the platform's data never appears in a tenant's admin, nor tenant data in the public one."""
 
     def has_module_permission(self, request):
-        return self._on_public_schema() and super().has_module_permission(request)
+        return available_on_current_schema(self.model) and super().has_module_permission(request)
 
     def has_view_permission(self, request, obj=None):
-        return self._on_public_schema() and super().has_view_permission(request, obj)
+        return available_on_current_schema(self.model) and super().has_view_permission(request, obj)
 
     def has_add_permission(self, request, *args):
-        return self._on_public_schema() and super().has_add_permission(request, *args)
+        return available_on_current_schema(self.model) and super().has_add_permission(
+            request, *args
+        )
 
     def has_change_permission(self, request, obj=None):
-        return self._on_public_schema() and super().has_change_permission(request, obj)
+        return available_on_current_schema(self.model) and super().has_change_permission(
+            request, obj
+        )
 
     def has_delete_permission(self, request, obj=None):
-        return self._on_public_schema() and super().has_delete_permission(request, obj)
+        return available_on_current_schema(self.model) and super().has_delete_permission(
+            request, obj
+        )
 
 
-class DomainInline(PublicSchemaOnly, admin.TabularInline):
+class DomainInline(SchemaScopedAdmin, admin.TabularInline):
     model = Domain
     extra = 0
 
 
 @admin.register(Tenant)
-class TenantAdmin(PublicSchemaOnly, TenantAdminMixin, admin.ModelAdmin):
+class TenantAdmin(SchemaScopedAdmin, TenantAdminMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "schema_name",
@@ -71,7 +85,7 @@ class TenantAdmin(PublicSchemaOnly, TenantAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Domain)
-class DomainAdmin(PublicSchemaOnly, admin.ModelAdmin):
+class DomainAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     list_display = ("domain", "tenant", "is_primary")
     search_fields = ("domain", "tenant__name", "tenant__schema_name")
     list_select_related = ("tenant",)

@@ -13,14 +13,14 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django_tenants.utils import get_public_schema_name
 
+from tenants.admin import SchemaScopedAdmin, available_on_current_schema
 from tokens import services
 from tokens.forms import UserTokenAddForm, UserTokenForm
 from tokens.models import UserToken
@@ -28,29 +28,6 @@ from tokens.models import UserToken
 # The request attribute that carries a new secret from save_model to response_add (same request).
 _NEW_SECRET = "_user_token_new_secret"
 EDITABLE_FIELDS = ("name", "permissions", "expires_at", "allowed_ips")
-
-
-def on_tenant_schema() -> bool:
-    return connection.schema_name != get_public_schema_name()
-
-
-class TenantSchemaOnly:
-    """Tenant data: its tables exist only in tenant schemas, so the public admin never shows it."""
-
-    def has_module_permission(self, request):
-        return on_tenant_schema() and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return on_tenant_schema() and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, *args):
-        return on_tenant_schema() and super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request, obj=None):
-        return on_tenant_schema() and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return on_tenant_schema() and super().has_delete_permission(request, obj)
 
 
 class ExpiryFilter(admin.SimpleListFilter):
@@ -100,7 +77,7 @@ def change_url(token: UserToken) -> str:
 
 
 @admin.register(UserToken)
-class UserTokenAdmin(TenantSchemaOnly, admin.ModelAdmin):
+class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     form = UserTokenForm
     add_form = UserTokenAddForm
     change_form_template = "admin/tokens/usertoken/change_form.html"
@@ -371,7 +348,7 @@ class UserTokenAdmin(TenantSchemaOnly, admin.ModelAdmin):
 User = get_user_model()
 
 
-class UserTokenInline(TenantSchemaOnly, admin.TabularInline):
+class UserTokenInline(SchemaScopedAdmin, admin.TabularInline):
     """Read-only: tokens are only created through the User Token add form."""
 
     model = UserToken
@@ -420,7 +397,7 @@ class TenantUserAdmin(_BaseUserAdmin):
 
     def get_inlines(self, request, obj):
         inlines = list(super().get_inlines(request, obj))
-        if obj is not None and on_tenant_schema():
+        if obj is not None and available_on_current_schema(UserToken):
             inlines.append(UserTokenInline)
         return inlines
 

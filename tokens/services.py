@@ -186,7 +186,8 @@ def update_user_token(
     for field, value in changes.items():
         setattr(token, field, value)
     token.full_clean(exclude=["owner", "digest", "key_id", "last_four"])
-    token.save()
+    # Only the changed fields: a stale object must never write back an old digest or generation.
+    token.save(update_fields=list(changes))
     after = set(token.permissions)
     if before != after:
         signals.user_token_permissions_changed.send(

@@ -69,3 +69,17 @@ def test_public_admin_manages_tenants(db, admin_password):
     page = client.get("/admin/tenants/tenant/")
     assert page.status_code == 200
     assert "alpha" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin/licensing/product/", "/admin/tokens/usertoken/", "/admin/licensing/license/"]
+)
+def test_public_admin_never_shows_tenant_data(db, admin_password, path):
+    User = get_user_model()
+    with schema_context("public"):
+        User.objects.create_superuser("operator2", "op2@localhost", admin_password)
+    client = Client(HTTP_HOST="localhost")
+    assert client.login(username="operator2", password=admin_password)
+    index = client.get("/admin/").content.decode()
+    assert path not in index
+    assert client.get(path).status_code == 403
