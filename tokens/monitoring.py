@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -408,11 +409,19 @@ def on_licence_refused(sender, *, request=None, **kw):
     _folded(Kind.LICENCE_REFUSED, request=request, reason="licence_expired")
 
 
+_last_usage_error = 0.0
+USAGE_ERROR_LOG_INTERVAL = 10.0  # seconds: one ERROR line per process per interval, not per request
+
+
 def on_token_used(sender, *, user_token, permissions_used=(), request=None, **kw):
+    global _last_usage_error
     try:
         usage.count_request(user_token, permissions_used)
     except Exception:  # e.g. the cache is down: counting must never break a request
-        logger.exception("Could not count usage of User Token %s", user_token.pk)
+        now = time.monotonic()
+        if now - _last_usage_error >= USAGE_ERROR_LOG_INTERVAL:
+            _last_usage_error = now
+            logger.exception("Could not count usage of User Token %s", user_token.pk)
 
 
 def connect() -> None:

@@ -14,7 +14,6 @@ Cache keys carry the tenant's schema (django-tenants' make_key), so tenants neve
 from __future__ import annotations
 
 import contextlib
-import logging
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
@@ -24,8 +23,6 @@ from django.utils import timezone
 
 from tokens.catalogue import ALL_PERMISSIONS
 from tokens.models import TokenPermissionUsage, TokenUsageDay, UserToken
-
-logger = logging.getLogger(__name__)
 
 # Pending counts stay in the cache this long (a token unused since is flushed by the command).
 PENDING_TTL = int(timedelta(days=3).total_seconds())
@@ -83,39 +80,49 @@ def count_request(user_token: UserToken, permissions_used, now: datetime | None 
     if cache.add(_interval_key(token_id), 1, flush_interval()) and not cache.add(
         _seen_key(token_id), 1, PENDING_TTL
     ):
-        try:
-            flush_token(token_id, now)
-        except Exception:  # counting must never break a request; the command retries
-            logger.exception("Could not flush usage counts of User Token %s", token_id)
+        flush_token(token_id, now)  # errors: see tokens.monitoring.on_token_used
 
 
 def flush_token(token_id: int, now: datetime | None = None) -> tuple[int, int]:
     """Write one token's pending counts to the database: (requests written, permissions written)."""
+    return flush_tokens([token_id], now)
+
+
+def flush_tokens(token_ids, now: datetime | None = None) -> tuple[int, int]:
+    """Write the pending counts of `token_ids` (one cache round trip to read them all)."""
     now = now or timezone.now()
     days = [now.date() - timedelta(days=n) for n in range(PENDING_DAYS)]
-    day_keys = {_requests_key(token_id, day): day for day in days}
-    permission_keys = {_permission_key(token_id, code): code for code in sorted(ALL_PERMISSIONS)}
+    codes = sorted(ALL_PERMISSIONS)
+    day_keys = {_requests_key(t, day): (t, day) for t in token_ids for day in days}
+    permission_keys = {_permission_key(t, code): (t, code) for t in token_ids for code in codes}
     pending = cache.get_many([*day_keys, *permission_keys])
+    if not pending:
+        return 0, 0
 
-    requests: dict[date, int] = {}
-    for key, day in day_keys.items():
+    requests: dict[int, dict[date, int]] = {}
+    for key, (token_id, day) in day_keys.items():
         value = int(pending.get(key) or 0)
         if value > 0:
             # Take exactly what was read: requests counted meanwhile stay pending. (ValueError:
             # it expired in between; what was read is still right.)
             with contextlib.suppress(ValueError):
                 cache.decr(key, value)
-            requests[day] = value
-    exercised = {
-        code: datetime.fromtimestamp(int(pending[key]), tz=UTC)
-        for key, code in permission_keys.items()
-        if pending.get(key)
-    }
-    if exercised:
-        cache.delete_many([_permission_key(token_id, code) for code in exercised])
-    if requests or exercised:
-        _write(token_id, requests, exercised)
-    return sum(requests.values()), len(exercised)
+            requests.setdefault(token_id, {})[day] = value
+    exercised: dict[int, dict[str, datetime]] = {}
+    for key, (token_id, code) in permission_keys.items():
+        if pending.get(key):
+            when = datetime.fromtimestamp(int(pending[key]), tz=UTC)
+            exercised.setdefault(token_id, {})[code] = when
+    done = [key for key in permission_keys if pending.get(key)]
+    if done:
+        cache.delete_many(done)
+    with transaction.atomic():
+        for token_id in set(requests) | set(exercised):
+            _write(token_id, requests.get(token_id, {}), exercised.get(token_id, {}))
+    return (
+        sum(sum(by_day.values()) for by_day in requests.values()),
+        sum(len(codes) for codes in exercised.values()),
+    )
 
 
 def _write(token_id: int, requests: dict[date, int], exercised: dict[str, datetime]) -> None:
@@ -142,13 +149,14 @@ def _write(token_id: int, requests: dict[date, int], exercised: dict[str, dateti
             )
 
 
-def flush_tenant(now: datetime | None = None) -> tuple[int, int]:
+def flush_tenant(now: datetime | None = None, batch: int = 200) -> tuple[int, int]:
     """Flush the pending counts of every token of the current tenant used lately."""
     now = now or timezone.now()
     recent = UserToken.objects.filter(last_used_at__gte=now - timedelta(seconds=PENDING_TTL))
-    totals = [0, 0]
-    for token_id in recent.values_list("pk", flat=True):
-        requests, permissions = flush_token(token_id, now)
-        totals[0] += requests
-        totals[1] += permissions
-    return totals[0], totals[1]
+    token_ids = list(recent.order_by("pk").values_list("pk", flat=True))
+    requests = permissions = 0
+    for start in range(0, len(token_ids), batch):
+        written = flush_tokens(token_ids[start : start + batch], now)
+        requests += written[0]
+        permissions += written[1]
+    return requests, permissions

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tokens import usage
+from tokens import monitoring, usage
 from tokens.models import TokenPermissionUsage, TokenUsageDay
 
 pytestmark = pytest.mark.django_db
@@ -142,10 +142,11 @@ def test_usage_is_per_tenant(api_client):
     assert stored_requests(alpha.user_token) == 1
 
 
-# Tenant resolution re-checks a shared version stamp on its own clock (tenants.resolution): those
-# statements, and the savepoints around counter statements, come and go independently of usage.
-BACKGROUND = ("SAVEPOINT", "RELEASE SAVEPOINT", "SET search_path")
-BACKGROUND_TABLES = ("tenants_domain", "resolution-version")
+# Statements that come and go on their own clocks, independently of usage counting: tenant
+# resolution re-checks a shared version stamp (tenants.resolution); the licence counter takes one
+# statement fewer when its window rolls over; last use is written once a minute (mark_used).
+BACKGROUND = ("SAVEPOINT", "RELEASE SAVEPOINT", "SET search_path", 'UPDATE "tokens_usertoken"')
+BACKGROUND_TABLES = ("tenants_domain", "resolution-version", "tenants_ratecounter")
 
 
 def queries_of(client, path="/v1/auth/me"):
@@ -203,3 +204,17 @@ def test_the_flush_itself_is_a_handful_of_statements(api_client):
         usage.flush_token(caller.user_token.pk)
     writes = [q["sql"] for q in captured if q["sql"].startswith("INSERT")]
     assert len(writes) == 3  # one day row, two permissions
+
+
+def test_a_broken_cache_never_breaks_a_request(api_client, monkeypatch, caplog):
+    caller = api_client("alpha", ["view_users"])
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache unreachable")
+
+    monkeypatch.setattr(cache, "incr", down)
+    monkeypatch.setattr(monitoring, "_last_usage_error", 0.0)
+    answers = [caller.get("/v1/users").status_code for _ in range(5)]
+    assert answers == [200] * 5
+    errors = [r for r in caplog.records if "Could not count usage" in r.getMessage()]
+    assert len(errors) == 1  # logged once in a while, not per request
