@@ -38,7 +38,8 @@ def _window() -> int:
 def _reached(subject: str, threshold: int) -> int | None:
     """Count one failure of `subject`; the count when it has just reached `threshold`, else None."""
     store = _store()
-    prefix = f"alerts:{connection.schema_name}:{subject}"
+    # Under the rate limits' key prefix (RATELIMIT_CACHE_PREFIX), in the same counter store.
+    prefix = f"{getattr(settings, 'RATELIMIT_CACHE_PREFIX', '')}alerts:{connection.schema_name}:{subject}"
     count = incr(store, f"{prefix}:count", _window())
     if count != threshold:
         return None

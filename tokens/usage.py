@@ -33,20 +33,26 @@ def flush_interval() -> int:
     return settings.USAGE_FLUSH_SECONDS
 
 
-def _requests_key(token_id: int, day: date) -> str:
-    return f"usage:{token_id}:requests:{day.isoformat()}"
+def _ref(token: UserToken) -> str:
+    """The token in cache keys: its id and creation time, so a reused id (a restored database)
+    never inherits another token's pending counts."""
+    return f"{token.pk}.{int(token.created_at.timestamp() * 1000)}"
 
 
-def _permission_key(token_id: int, code: str) -> str:
-    return f"usage:{token_id}:permission:{code}"
+def _requests_key(token: UserToken, day: date) -> str:
+    return f"usage:{_ref(token)}:requests:{day.isoformat()}"
 
 
-def _interval_key(token_id: int) -> str:
-    return f"usage:{token_id}:interval"
+def _permission_key(token: UserToken, code: str) -> str:
+    return f"usage:{_ref(token)}:permission:{code}"
 
 
-def _seen_key(token_id: int) -> str:
-    return f"usage:{token_id}:seen"
+def _interval_key(token: UserToken) -> str:
+    return f"usage:{_ref(token)}:interval"
+
+
+def _seen_key(token: UserToken) -> str:
+    return f"usage:{_ref(token)}:seen"
 
 
 def incr(store, key: str, timeout: int, delta: int = 1) -> int:
@@ -68,33 +74,28 @@ def count_request(user_token: UserToken, permissions_used, now: datetime | None 
     if not settings.USAGE_TRACKING:
         return
     now = now or timezone.now()
-    token_id = user_token.pk
-    incr(cache, _requests_key(token_id, now.date()), PENDING_TTL)
+    incr(cache, _requests_key(user_token, now.date()), PENDING_TTL)
     if permissions_used:
         stamp = int(now.timestamp())
         cache.set_many(
-            {_permission_key(token_id, str(code)): stamp for code in permissions_used},
+            {_permission_key(user_token, str(code)): stamp for code in permissions_used},
             PENDING_TTL,
         )
     # A new flush interval starts: flush, unless it is the token's very first (nothing to write).
-    if cache.add(_interval_key(token_id), 1, flush_interval()) and not cache.add(
-        _seen_key(token_id), 1, PENDING_TTL
+    if cache.add(_interval_key(user_token), 1, flush_interval()) and not cache.add(
+        _seen_key(user_token), 1, PENDING_TTL
     ):
-        flush_token(token_id, now)  # errors: see tokens.monitoring.on_token_used
+        flush_tokens([user_token], now)  # errors: see tokens.monitoring.on_token_used
 
 
-def flush_token(token_id: int, now: datetime | None = None) -> tuple[int, int]:
-    """Write one token's pending counts to the database: (requests written, permissions written)."""
-    return flush_tokens([token_id], now)
-
-
-def flush_tokens(token_ids, now: datetime | None = None) -> tuple[int, int]:
-    """Write the pending counts of `token_ids` (one cache round trip to read them all)."""
+def flush_tokens(tokens, now: datetime | None = None) -> tuple[int, int]:
+    """Write the pending counts of `tokens` to the database, reading them all in one cache round
+    trip: (requests written, permission uses written)."""
     now = now or timezone.now()
     days = [now.date() - timedelta(days=n) for n in range(PENDING_DAYS)]
     codes = sorted(ALL_PERMISSIONS)
-    day_keys = {_requests_key(t, day): (t, day) for t in token_ids for day in days}
-    permission_keys = {_permission_key(t, code): (t, code) for t in token_ids for code in codes}
+    day_keys = {_requests_key(t, day): (t.pk, day) for t in tokens for day in days}
+    permission_keys = {_permission_key(t, code): (t.pk, code) for t in tokens for code in codes}
     pending = cache.get_many([*day_keys, *permission_keys])
     if not pending:
         return 0, 0
@@ -153,10 +154,10 @@ def flush_tenant(now: datetime | None = None, batch: int = 200) -> tuple[int, in
     """Flush the pending counts of every token of the current tenant used lately."""
     now = now or timezone.now()
     recent = UserToken.objects.filter(last_used_at__gte=now - timedelta(seconds=PENDING_TTL))
-    token_ids = list(recent.order_by("pk").values_list("pk", flat=True))
+    tokens = list(recent.order_by("pk").only("pk", "created_at"))
     requests = permissions = 0
-    for start in range(0, len(token_ids), batch):
-        written = flush_tokens(token_ids[start : start + batch], now)
+    for start in range(0, len(tokens), batch):
+        written = flush_tokens(tokens[start : start + batch], now)
         requests += written[0]
         permissions += written[1]
     return requests, permissions

@@ -40,12 +40,12 @@ def exercised(token) -> dict:
 def end_interval(token):
     """What a minute passing does: the token's flush interval is over."""
     with schema_context("alpha"):
-        cache.delete(usage._interval_key(token.pk))
+        cache.delete(usage._interval_key(token))
 
 
 def flush(token):
     with schema_context("alpha"):
-        return usage.flush_token(token.pk)
+        return usage.flush_tokens([token])
 
 
 def test_each_permission_keeps_its_last_exercised_time(api_client):
@@ -71,10 +71,10 @@ def test_a_later_use_moves_the_time_forward_and_never_back(api_client):
             user_token=token, permission="view_users", last_used_at=old
         )
         usage.count_request(token, ["view_users"], now=old - timedelta(days=1))  # a late write
-        usage.flush_token(token.pk)
+        usage.flush_tokens([token])
         assert exercised(token)["view_users"] == old
         caller.get("/v1/users")
-        usage.flush_token(token.pk)
+        usage.flush_tokens([token])
         assert exercised(token)["view_users"] > timezone.now() - timedelta(minutes=1)
 
 
@@ -96,7 +96,7 @@ def test_counts_arriving_during_a_flush_stay_pending(api_client):
     caller = api_client("alpha", ["view_users"])
     token = caller.user_token
     with schema_context("alpha"):
-        key = usage._requests_key(token.pk, timezone.now().date())
+        key = usage._requests_key(token, timezone.now().date())
         usage.incr(cache, key, 60, delta=4)
         real_get_many = cache.get_many
 
@@ -107,12 +107,12 @@ def test_counts_arriving_during_a_flush_stay_pending(api_client):
 
         cache.get_many = get_many_then_more_requests
         try:
-            usage.flush_token(token.pk)
+            usage.flush_tokens([token])
         finally:
             del cache.get_many
         assert stored_requests(token) == 4
         assert cache.get(key) == 2
-        usage.flush_token(token.pk)
+        usage.flush_tokens([token])
     assert stored_requests(token) == 6
 
 
@@ -201,7 +201,7 @@ def test_the_flush_itself_is_a_handful_of_statements(api_client):
     caller.get("/v1/users")
     caller.get("/v1/licenses")
     with schema_context("alpha"), CaptureQueriesContext(connection) as captured:
-        usage.flush_token(caller.user_token.pk)
+        usage.flush_tokens([caller.user_token])
     writes = [q["sql"] for q in captured if q["sql"].startswith("INSERT")]
     assert len(writes) == 3  # one day row, two permissions
 
