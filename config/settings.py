@@ -183,7 +183,9 @@ CACHE_KEY_SETTINGS = {
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # django-redis keeps one client per process; Django's own RedisCache builds a redis-py
+            # client object for every operation (about 1 ms of CPU each, docs/performance.md).
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             **CACHE_KEY_SETTINGS,
         }
