@@ -37,7 +37,7 @@ SERVERS = {
 
 
 def available(name: str) -> bool:
-    module = "granian" if name == "granian" else "gunicorn"
+    module = "granian" if name.startswith("granian") else "gunicorn"
     try:
         __import__(module)
     except ImportError:
