@@ -11,6 +11,7 @@ scope, address and minute, whose `count` catches up from a cache counter.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -215,7 +216,27 @@ def catch_up(now: datetime | None = None) -> dict:
     }
 
 
-# --- Receivers
+# --- Receivers: each guarded, so monitoring never breaks what it observes.
+
+FAILURE_LOG_INTERVAL = 10.0  # seconds: one ERROR line per receiver and process per interval
+_last_failure: dict[str, float] = {}
+
+
+def guarded(receiver):
+    @functools.wraps(receiver)
+    def run(*args, **kwargs):
+        try:
+            return receiver(*args, **kwargs)
+        except Exception:  # e.g. the cache or the database is unreachable
+            now = time.monotonic()
+            if now - _last_failure.get(receiver.__name__, -FAILURE_LOG_INTERVAL) >= (
+                FAILURE_LOG_INTERVAL
+            ):
+                _last_failure[receiver.__name__] = now
+                logger.exception("Monitoring failed in %s", receiver.__name__)
+            return None
+
+    return run
 
 
 def _token(user_token_id) -> UserToken | None:
@@ -235,6 +256,7 @@ def _presented_hint(request, stage: str) -> str:
         return ""
 
 
+@guarded
 def on_authentication_failed(sender, *, reason, user_token_id=None, stage="", request=None, **kw):
     token = _token(user_token_id)
     record(
@@ -262,6 +284,7 @@ def _count_failure(request) -> None:
         logger.exception("Could not count a failed authentication for alerts")
 
 
+@guarded
 def on_admin_login_failed(sender, *, credentials=None, request=None, **kw):
     if request is None or not in_tenant():
         return
@@ -275,6 +298,7 @@ def on_admin_login_failed(sender, *, credentials=None, request=None, **kw):
     _count_failure(request)
 
 
+@guarded
 def on_permission_denied(sender, *, user_token, missing, method="", path="", request=None, **kw):
     record(
         Kind.PERMISSION_DENIED,
@@ -290,14 +314,17 @@ def on_permission_denied(sender, *, user_token, missing, method="", path="", req
             logger.exception("Could not count a permission denial for alerts")
 
 
+@guarded
 def on_token_exchanged(sender, *, user_token, request=None, **kw):
     record(Kind.TOKEN_EXCHANGED, request=request, user_token=user_token)
 
 
+@guarded
 def on_token_pair_refreshed(sender, *, user_token, request=None, **kw):
     record(Kind.TOKEN_PAIR_REFRESHED, request=request, user_token=user_token)
 
 
+@guarded
 def on_user_token_refreshed(sender, *, user_token, actor=None, via="", request=None, **kw):
     record(
         Kind.USER_TOKEN_REFRESHED,
@@ -309,12 +336,14 @@ def on_user_token_refreshed(sender, *, user_token, actor=None, via="", request=N
     )
 
 
+@guarded
 def on_user_token_deactivated(sender, *, user_token, actor=None, via="", request=None, **kw):
     record(
         Kind.USER_TOKEN_DEACTIVATED, request=request, user_token=user_token, actor=actor, via=via
     )
 
 
+@guarded
 def on_user_token_expired(sender, *, user_token, actor=None, via="", request=None, **kw):
     record(
         Kind.USER_TOKEN_EXPIRED,
@@ -329,6 +358,7 @@ def on_user_token_expired(sender, *, user_token, actor=None, via="", request=Non
     )
 
 
+@guarded
 def on_permissions_changed(
     sender, *, user_token, added, removed, actor=None, via="", request=None, **kw
 ):
@@ -339,7 +369,8 @@ def on_permissions_changed(
         event.actor, event.via = _user(actor), via[:20]
         for name, value in request_fields(request).items():
             setattr(event, name, value)
-        event.save(update_fields=["actor", "via", "address", "user_agent", "method", "path"])
+        with transaction.atomic():
+            event.save(update_fields=["actor", "via", "address", "user_agent", "method", "path"])
         return
     record(
         Kind.PERMISSIONS_CHANGED,
@@ -355,6 +386,7 @@ def on_permissions_changed(
     )
 
 
+@guarded
 def on_user_token_pre_save(sender, *, instance, update_fields=None, raw=False, **kw):
     """Remember the stored permissions, to see a change made by any code path."""
     if raw or instance.pk is None or not in_tenant():
@@ -365,6 +397,7 @@ def on_user_token_pre_save(sender, *, instance, update_fields=None, raw=False, *
     instance._monitoring_stored_permissions = stored
 
 
+@guarded
 def on_user_token_post_save(sender, *, instance, created, raw=False, **kw):
     if raw or not in_tenant():
         return
@@ -391,6 +424,7 @@ def on_user_token_post_save(sender, *, instance, created, raw=False, **kw):
     )
 
 
+@guarded
 def on_request_limit_reached(sender, *, request=None, limit=None, period=None, **kw):
     _folded(
         Kind.RATE_LIMIT_HIT,
@@ -401,27 +435,19 @@ def on_request_limit_reached(sender, *, request=None, limit=None, period=None, *
     )
 
 
+@guarded
 def on_abuse_throttled(sender, *, request=None, scope="", **kw):
     _folded(Kind.RATE_LIMIT_HIT, request=request, reason="abuse", scope=str(scope))
 
 
+@guarded
 def on_licence_refused(sender, *, request=None, **kw):
     _folded(Kind.LICENCE_REFUSED, request=request, reason="licence_expired")
 
 
-_last_usage_error = 0.0
-USAGE_ERROR_LOG_INTERVAL = 10.0  # seconds: one ERROR line per process per interval, not per request
-
-
+@guarded
 def on_token_used(sender, *, user_token, permissions_used=(), request=None, **kw):
-    global _last_usage_error
-    try:
-        usage.count_request(user_token, permissions_used)
-    except Exception:  # e.g. the cache is down: counting must never break a request
-        now = time.monotonic()
-        if now - _last_usage_error >= USAGE_ERROR_LOG_INTERVAL:
-            _last_usage_error = now
-            logger.exception("Could not count usage of User Token %s", user_token.pk)
+    usage.count_request(user_token, permissions_used)
 
 
 def connect() -> None:

@@ -269,3 +269,15 @@ def test_a_deleted_token_keeps_its_events(make_user_token, in_alpha):
     UserToken.objects.filter(pk=token.pk).delete()
     event = one_event(Kind.USER_TOKEN_DEACTIVATED)
     assert event.user_token is None and event.token_hint == token.last_four
+
+
+def test_a_failing_recorder_never_breaks_the_request(client, make_user_token, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("monitoring is broken")
+
+    monkeypatch.setattr(monitoring, "request_fields", broken)
+    monkeypatch.setattr(monitoring.alerts, "failed_authentication", broken)
+    _, secret = make_user_token("alpha", ["view_users"])
+    assert exchange(client, secret).status_code == 200
+    assert exchange(client, "00000000-0000-4000-8000-000000000001").status_code == 401
+    assert events(Kind.TOKEN_EXCHANGED) == [] and events(Kind.EXCHANGE_FAILED) == []
