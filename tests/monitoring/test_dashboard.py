@@ -122,3 +122,22 @@ def test_the_chart_escapes_and_scales():
     assert svg.count("<rect") == 3
     assert 'height="0.0"' in svg  # zero is drawn flat
     assert "2026-01-02: 10" in svg
+
+
+def test_security_events_are_listed_searchable_and_read_only(admin_client):
+    with schema_context("alpha"):
+        event = SecurityEvent.objects.create(
+            kind=SecurityEvent.Kind.PERMISSION_DENIED,
+            reason="missing_permission",
+            address="203.0.113.5",
+            token_hint="ab12",
+            details={"missing": ["view_users"]},
+        )
+    listing = admin_client.get("/admin/tokens/securityevent/", {"q": "ab12"})
+    assert listing.status_code == 200 and "203.0.113.5" in listing.content.decode()
+    detail = admin_client.get(f"/admin/tokens/securityevent/{event.pk}/change/")
+    assert detail.status_code == 200 and "view_users" in detail.content.decode()
+    assert 'name="_save"' not in detail.content.decode()
+    assert admin_client.get("/admin/tokens/securityevent/add/").status_code == 403
+    delete = admin_client.post(f"/admin/tokens/securityevent/{event.pk}/delete/", {"post": "yes"})
+    assert delete.status_code == 403
