@@ -54,18 +54,17 @@ def create_tenants(count: int, *, quiet: bool) -> int:
     return Tenant.objects.filter(schema_name__startswith=PREFIX).count()
 
 
-def time_provisioning() -> float:
+def time_provisioning(name: str = f"{PREFIX}extra") -> float:
     from tenants.models import Tenant
     from tenants.services import AdminAccount, provision_tenant
 
-    name = f"{PREFIX}extra"
     Tenant.objects.filter(schema_name=name).delete()  # a run that stopped half-way
     password = secrets.token_urlsafe(24)
     started = time.perf_counter()
     tenant = provision_tenant(
         schema_name=name,
         name="One more",
-        domain="extra.bench.localhost",
+        domain=f"{name.replace('_', '-')}.bench.localhost",
         admin=AdminAccount("admin", "admin@extra.bench.localhost", password),
     )
     elapsed = time.perf_counter() - started
@@ -138,7 +137,10 @@ def run(count: int, *, quiet: bool = False) -> dict:
     started = time.monotonic()
     present = create_tenants(count, quiet=quiet)
     create_seconds = time.monotonic() - started
-    provision = time_provisioning()
+    # The first in a process also reads the template's catalogue once (as `manage.py
+    # provision_tenant` does every time); a long-running process pays that once.
+    provision_cold = time_provisioning(f"{PREFIX}extra1")
+    provision = time_provisioning(f"{PREFIX}extra2")
     hashing = time_password_hash()
     migrate = time_migrate()
     per_schema = time_plain_migrate_per_schema(20)
@@ -147,6 +149,7 @@ def run(count: int, *, quiet: bool = False) -> dict:
         "count": present,
         "create_seconds": round(create_seconds, 1),
         "provision_seconds": round(provision, 3),
+        "provision_first_in_process_seconds": round(provision_cold, 3),
         "of_which_password_hash_seconds": round(hashing, 3),
         "migrate_seconds": round(migrate, 2),
         "plain_migrate_seconds_per_schema": round(per_schema, 3),

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.models import TenantMixin
 from django_tenants.signals import post_schema_sync
-from django_tenants.utils import quote_schema_name, schema_exists
+from django_tenants.utils import quote_schema_name
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,22 @@ def _refuse_unsupported(cursor, template: str) -> None:
             raise TemplateNotCloneable(f"the template schema holds {what}")
 
 
+# The copy script of the template, by a fingerprint of the template schema: its OID (a rebuilt
+# template is a new schema) and how many relations, functions, types and triggers it holds.
+# Reading the catalogue takes longer than running the script once thousands of schemas exist,
+# so each process reads it once per template.
+TARGET = "\x00target\x00"
+FINGERPRINT_SQL = """
+    SELECT n.oid,
+        (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid),
+        (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = n.oid),
+        (SELECT count(*) FROM pg_type t WHERE t.typnamespace = n.oid),
+        (SELECT count(*) FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+            WHERE c.relnamespace = n.oid)
+    FROM pg_namespace n WHERE n.nspname = %s"""
+_scripts: dict[tuple, str] = {}
+
+
 def clone_template(schema_name: str) -> None:
     """Create schema `schema_name` as a copy of the current template (structure and rows).
 
@@ -170,94 +186,107 @@ def clone_template(schema_name: str) -> None:
     does not handle. Runs in one transaction: a failure leaves nothing behind.
     """
     template = template_schema()
-    source, target = quote_schema_name(template), quote_schema_name(schema_name)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [ADVISORY_LOCK])
-        if not schema_exists(template):
+        found = _fetch(cursor, FINGERPRINT_SQL, [template])
+        if not found:
             raise TemplateNotCloneable("there is no template schema")
-        _refuse_unsupported(cursor, template)
-        # Unqualified names in the definitions below then mean "the same schema".
-        cursor.execute(f"SET LOCAL search_path = {source}")
-        tables = [
-            row[0]
-            for row in _fetch(
-                cursor,
-                """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY c.relname""",
-                [template],
-            )
-        ]
-        # Primary keys, unique and exclusion constraints first (their indexes carry their
-        # names), then the other indexes, then foreign keys (which need the unique indexes).
-        constraints = _fetch(
-            cursor,
-            """SELECT c.relname, con.conname, pg_get_constraintdef(con.oid), con.contype
-            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-            JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = %s AND con.contype IN ('p', 'u', 'x', 'f')
-            ORDER BY con.contype = 'f', c.relname, con.conname""",
-            [template],
-        )
-        indexes = _fetch(
-            cursor,
-            """SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
-            JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = %s AND NOT EXISTS (
-                SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid
-                AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x'))
-            ORDER BY 1""",
-            [template],
-        )
-        columns = _fetch(
-            cursor,
-            """SELECT c.relname, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
-            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-            JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = %s AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
-            AND a.attgenerated = '' GROUP BY c.relname""",
-            [template],
-        )
-        sequences = _fetch(
-            cursor,
-            """SELECT c.relname, a.attname, pg_get_serial_sequence(
-                quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname)
-            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-            JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = %s AND c.relkind = 'r' AND a.attidentity <> ''""",
-            [template],
-        )
-        index_prefix = f" ON {_fetch(cursor, 'SELECT quote_ident(%s)', [template])[0][0]}."
-        statements = [f"CREATE SCHEMA {target}", f"SET LOCAL search_path = {target}"]
-        for table in tables:
-            statements.append(
-                f"CREATE TABLE {_quote_ident(table)} (LIKE {source}.{_quote_ident(table)} "
-                "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING CONSTRAINTS "
-                "INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION)"
-            )
-        foreign_keys = []
-        for table, name, definition, kind in constraints:
-            statement = f"ALTER TABLE {_quote_ident(table)} ADD CONSTRAINT {_quote_ident(name)} {definition}"
-            (foreign_keys if kind == "f" else statements).append(statement)
-        for (definition,) in indexes:
-            if index_prefix not in definition:
-                raise TemplateNotCloneable(f"unexpected index definition: {definition}")
-            statements.append(definition.replace(index_prefix, " ON ", 1))
-        statements.extend(foreign_keys)
-        for table, column_list in columns:
-            statements.append(
-                f"INSERT INTO {_quote_ident(table)} ({column_list}) OVERRIDING SYSTEM VALUE "  # noqa: S608 (catalogue names, quoted)
-                f"SELECT {column_list} FROM {source}.{_quote_ident(table)}"
-            )
-        for table, column, sequence in sequences:
-            qualified = f"{target}.{_quote_ident(table)}".replace("'", "''")
-            column_literal = column.replace("'", "''")
-            statements.append(
-                f"SELECT setval(pg_get_serial_sequence('{qualified}', '{column_literal}'), "  # noqa: S608 (catalogue names, quoted)
-                f"last_value, is_called) FROM {sequence}"
-            )
+        fingerprint = found[0]
+        if fingerprint not in _scripts:
+            _scripts.clear()
+            _scripts[fingerprint] = _copy_script(cursor, template)
         # Catalogue names come from PostgreSQL itself, schema names are validated and quoted.
-        cursor.execute(";\n".join(statements))
+        cursor.execute(_scripts[fingerprint].replace(TARGET, quote_schema_name(schema_name)))
     # SET LOCAL lasts until the outermost transaction ends: have the path set again.
     connection.set_schema_to_public()
     if hasattr(connection, "forget_search_path"):
         connection.forget_search_path()
+
+
+def _copy_script(cursor, template: str) -> str:
+    """The statements that copy the template into the schema named TARGET, as one script."""
+    source, target = quote_schema_name(template), TARGET
+    _refuse_unsupported(cursor, template)
+    # Unqualified names in the definitions below then mean "the same schema".
+    cursor.execute(f"SET LOCAL search_path = {source}")
+    tables = [
+        row[0]
+        for row in _fetch(
+            cursor,
+            """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY c.relname""",
+            [template],
+        )
+    ]
+    # Primary keys, unique and exclusion constraints first (their indexes carry their
+    # names), then the other indexes, then foreign keys (which need the unique indexes).
+    constraints = _fetch(
+        cursor,
+        """SELECT c.relname, con.conname, pg_get_constraintdef(con.oid), con.contype
+        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND con.contype IN ('p', 'u', 'x', 'f')
+        ORDER BY con.contype = 'f', c.relname, con.conname""",
+        [template],
+    )
+    indexes = _fetch(
+        cursor,
+        """SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND NOT EXISTS (
+            SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid
+            AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x'))
+        ORDER BY 1""",
+        [template],
+    )
+    columns = _fetch(
+        cursor,
+        """SELECT c.relname, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+        AND a.attgenerated = '' GROUP BY c.relname""",
+        [template],
+    )
+    sequences = _fetch(
+        cursor,
+        """SELECT c.relname, a.attname, pg_get_serial_sequence(
+            quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname)
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relkind = 'r' AND a.attidentity <> ''""",
+        [template],
+    )
+    index_prefix = f" ON {_fetch(cursor, 'SELECT quote_ident(%s)', [template])[0][0]}."
+    statements = [f"CREATE SCHEMA {target}", f"SET LOCAL search_path = {target}"]
+    for table in tables:
+        statements.append(
+            f"CREATE TABLE {_quote_ident(table)} (LIKE {source}.{_quote_ident(table)} "
+            "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING CONSTRAINTS "
+            "INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION)"
+        )
+    foreign_keys = []
+    for table, name, definition, kind in constraints:
+        statement = (
+            f"ALTER TABLE {_quote_ident(table)} ADD CONSTRAINT {_quote_ident(name)} {definition}"
+        )
+        (foreign_keys if kind == "f" else statements).append(statement)
+    for (definition,) in indexes:
+        if index_prefix not in definition:
+            raise TemplateNotCloneable(f"unexpected index definition: {definition}")
+        statements.append(definition.replace(index_prefix, " ON ", 1))
+    statements.extend(foreign_keys)
+    for table, column_list in columns:
+        statements.append(
+            f"INSERT INTO {_quote_ident(table)} ({column_list}) OVERRIDING SYSTEM VALUE "  # noqa: S608 (catalogue names, quoted)
+            f"SELECT {column_list} FROM {source}.{_quote_ident(table)}"
+        )
+    for table, column, sequence in sequences:
+        qualified = f"{target}.{_quote_ident(table)}".replace("'", "''")
+        column_literal = column.replace("'", "''")
+        statements.append(
+            f"SELECT setval(pg_get_serial_sequence('{qualified}', '{column_literal}'), "  # noqa: S608 (catalogue names, quoted)
+            f"last_value, is_called) FROM {sequence}"
+        )
+    cursor.execute("SET LOCAL search_path = public")
+    return ";\n".join(statements)
