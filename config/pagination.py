@@ -1,6 +1,7 @@
 """Cursor pagination for every list: stable and fast at any depth, with a capped page size."""
 
 from django.conf import settings
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 
 
@@ -14,3 +15,23 @@ class ApiCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = settings.API_MAX_PAGE_SIZE
+
+    def get_page_size(self, request):
+        # DRF ignores a malformed `limit`; here it is bad input like any other (400).
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise ValidationError({self.page_size_query_param: ["A whole number, at least 1."]})
+        return min(int(raw), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+                parameter["description"] = (
+                    f"Items per page (default {self.page_size}; more than "
+                    f"{self.max_page_size} is served as {self.max_page_size})."
+                )
+        return parameters

@@ -100,6 +100,8 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "drf_spectacular",  # OpenAPI at /v1/schema, Swagger UI at /v1/docs (config/openapi.py)
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served locally
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -269,8 +271,31 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.pagination.ApiCursorPagination",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.ApiAutoSchema",
 }
 API_MAX_PAGE_SIZE = 500
+
+# --- OpenAPI description (drf-spectacular; see config/openapi.py)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Licensing platform API",
+    "VERSION": "1",
+    "DESCRIPTION": "The REST API of one tenant. Operations that need a token take "
+    "`Authorization: Bearer <access token>` from `POST /v1/auth/token`; each operation's "
+    "description names the permission it needs. Errors are `{\"error\": ...}` bodies.",
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_error_components",
+    ],
+}
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(hours=24),

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from config.json_types import wrong_types
 from licensing.models import Customer, Group, License, LicenseStatus, Plan, Product
 
 User = get_user_model()
@@ -16,15 +17,17 @@ PRIVILEGED_USER_FIELDS = frozenset(
 
 
 class StrictSerializer(serializers.ModelSerializer):
-    """Refuses any input field it does not accept, instead of silently ignoring it."""
+    """Refuses any input field it does not accept, instead of silently ignoring it, and values
+    of another JSON type than the field's (no 0 for "0"): what the OpenAPI description says."""
 
     refused_fields: frozenset[str] = frozenset()
     refused_message = "This field cannot be set through the API."
+    unknown_fields_refused = True  # config.openapi: `additionalProperties: false`
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
             writable = {name for name, field in self.fields.items() if not field.read_only}
-            errors = {}
+            errors = wrong_types(self, data)
             for name in data:
                 if name in self.refused_fields:
                     errors[name] = [self.refused_message]
@@ -235,10 +238,10 @@ class ValidationRequestSerializer(serializers.Serializer):
 class ValidatedLicenseSerializer(serializers.Serializer):
     """What a client application learns about a licence: nothing about who holds it."""
 
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=LicenseStatus.choices)
     product = serializers.CharField(source="product.code")
     plan = serializers.CharField(source="plan.code")
     starts_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
-    entitlements = serializers.ListField(source="plan.entitlements")
-    max_activations = serializers.IntegerField(source="plan.max_activations")
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="null: perpetual.")
+    entitlements = serializers.ListField(child=serializers.CharField(), source="plan.entitlements")
+    max_activations = serializers.IntegerField(source="plan.max_activations", allow_null=True)

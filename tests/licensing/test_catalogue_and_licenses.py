@@ -390,7 +390,10 @@ def test_a_bad_cursor_or_limit(api_client):
     client = api_client("alpha", [P.VIEW_LICENSES])
     response = client.get("/v1/licenses?cursor=garbage")
     assert response.status_code == 404 and response.json() == {"error": "Not found"}
-    assert client.get("/v1/licenses?limit=abc").status_code == 200
+    for bad in ("abc", "0", "-1", "1.5"):  # a malformed page size is bad input, as in the schema
+        response = client.get(f"/v1/licenses?limit={bad}")
+        assert response.status_code == 400 and response.json()["error"] == "Invalid request"
+    assert client.get("/v1/licenses?limit=100000").status_code == 200  # capped, not refused
 
 
 def test_licence_filters(api_client, plan):

@@ -1,0 +1,216 @@
+"""The OpenAPI description at /v1/schema and Swagger UI at /v1/docs (issue 8)."""
+
+import json
+import re
+
+import pytest
+import yaml
+from django.contrib.staticfiles import finders
+from django.urls import URLPattern, URLResolver, get_resolver
+from drf_spectacular.validation import validate_schema
+
+from config import errors
+from tokens.api.permissions import required_for
+from tokens.catalogue import ALL_PERMISSIONS
+
+pytestmark = pytest.mark.django_db
+
+CONTRACT_ERRORS = {
+    errors.INVALID_TOKEN: 401,
+    errors.ACCESS_DENIED: 403,
+    errors.INVALID_LICENSE: 403,
+    errors.LICENSE_LIMIT_REACHED: 429,
+    errors.TOO_MANY_REQUESTS: 429,
+    errors.INVALID_REQUEST: 400,
+    errors.NOT_FOUND: 404,
+    errors.REQUEST_TOO_LARGE: 413,
+    errors.SERVICE_UNAVAILABLE: 503,
+}
+TOKEN_FREE = {
+    ("post", "/v1/auth/token"),
+    ("post", "/v1/auth/refresh"),
+    ("post", "/v1/licenses/validate"),
+}
+NOT_OPERATIONS = {"/v1/schema", "/v1/docs"}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_setup, django_db_blocker):
+    from django.test import Client
+
+    with django_db_blocker.unblock():
+        response = Client(HTTP_HOST="alpha.localhost").get("/v1/schema?format=json")
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield method, path, operation
+
+
+def api_routes():
+    """(path template, view callback) of every route under /v1/ in the tenant urlconf."""
+
+    def walk(patterns, prefix):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and route.startswith("v1/"):
+                yield (
+                    "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route).replace("{pk}", "{id}"),
+                    pattern.callback,
+                )
+
+    return [
+        (path, callback)
+        for path, callback in walk(get_resolver("config.urls").url_patterns, "")
+        if "(" not in path
+    ]
+
+
+def view_for(callback, method):
+    view = (getattr(callback, "view_class", None) or callback.cls)()
+    actions = getattr(callback, "actions", None)
+    if actions is not None:
+        view.action = actions.get(method)
+    return view
+
+
+def methods_of(callback):
+    actions = getattr(callback, "actions", None)
+    if actions is not None:
+        return set(actions)
+    view_class = callback.view_class
+    return {m for m in ("get", "post", "patch", "put", "delete") if hasattr(view_class, m)}
+
+
+def test_served_without_a_token_as_yaml_and_json(alpha_client, beta_client):
+    response = alpha_client.get("/v1/schema", HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    description = yaml.safe_load(response.content)
+    assert description["openapi"].startswith("3.")
+    as_json = beta_client.get("/v1/schema?format=json")
+    assert as_json.status_code == 200 and json.loads(as_json.content) == description
+
+
+def test_it_is_a_valid_openapi_3_document(schema):
+    validate_schema(schema)
+
+
+def test_every_api_route_and_method_is_described(schema):
+    described = {(method, path) for method, path, _ in operations(schema)}
+    expected = {
+        (method, path)
+        for path, callback in api_routes()
+        if path not in NOT_OPERATIONS
+        for method in methods_of(callback)
+    }
+    assert described == expected
+
+
+def test_each_operation_names_the_permissions_its_view_requires(schema):
+    routes = dict(api_routes())
+    for method, path, operation in operations(schema):
+        view = view_for(routes[path], method)
+        named = set(re.findall(r"`(\w+)` \(", operation["description"]))
+        if (method, path) in TOKEN_FREE:
+            assert "**No token needed.**" in operation["description"], path
+            assert "bearerAuth" not in json.dumps(operation.get("security", [])), path
+            continue
+        assert named == set(required_for(view, method.upper()) or ()), (method, path)
+        assert named <= ALL_PERMISSIONS
+        assert operation["security"] == [{"bearerAuth": []}], (method, path)
+
+
+def test_bearer_security_scheme(schema):
+    assert schema["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": schema["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
+
+
+def test_every_contract_error_body_is_a_component(schema):
+    components = schema["components"]["schemas"]
+    messages = {
+        component["properties"]["error"]["enum"][0]: name
+        for name, component in components.items()
+        if name.endswith("Error") and "error" in component.get("properties", {})
+    }
+    assert set(CONTRACT_ERRORS) <= set(messages)
+    invalid_request = components[messages[errors.INVALID_REQUEST]]
+    assert invalid_request["required"] == ["error", "details"]
+
+
+def resolve_response(schema, response):
+    ref = response.get("$ref")
+    return schema["components"]["responses"][ref.rsplit("/", 1)[1]] if ref else response
+
+
+def error_messages(schema, response) -> set[str]:
+    body = resolve_response(schema, response)["content"]["application/json"]["schema"]
+    refs = body.get("oneOf", [body])
+    return {
+        schema["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["error"][
+            "enum"
+        ][0]
+        for ref in refs
+    }
+
+
+def test_errors_are_attached_where_they_can_occur(schema):
+    for method, path, operation in operations(schema):
+        responses = operation["responses"]
+        label = f"{method.upper()} {path}"
+        # Every operation: the tenant's licence (expired, limit), the database.
+        assert errors.INVALID_LICENSE in error_messages(schema, responses["403"]), label
+        assert errors.LICENSE_LIMIT_REACHED in error_messages(schema, responses["429"]), label
+        assert error_messages(schema, responses["503"]) == {errors.SERVICE_UNAVAILABLE}, label
+        if (method, path) not in TOKEN_FREE:
+            assert error_messages(schema, responses["401"]) == {errors.INVALID_TOKEN}, label
+        if "Required permission:** `" in operation["description"]:
+            assert errors.ACCESS_DENIED in error_messages(schema, responses["403"]), label
+        if method in ("post", "patch"):
+            assert error_messages(schema, responses["400"]) == {errors.INVALID_REQUEST}, label
+            assert error_messages(schema, responses["413"]) == {errors.REQUEST_TOO_LARGE}, label
+        if "{id}" in path:
+            assert error_messages(schema, responses["404"]) == {errors.NOT_FOUND}, label
+    for path in ("/v1/auth/token", "/v1/auth/refresh", "/v1/licenses/validate"):
+        guessing = schema["paths"][path]["post"]["responses"]["429"]
+        assert errors.TOO_MANY_REQUESTS in error_messages(schema, guessing)
+        assert "Retry-After" in resolve_response(schema, guessing)["headers"]
+    assert error_messages(
+        schema, schema["paths"]["/v1/auth/token"]["post"]["responses"]["401"]
+    ) == {errors.INVALID_TOKEN}
+
+
+def test_list_filters_are_documented(schema):
+    licences = {p["name"]: p for p in schema["paths"]["/v1/licenses"]["get"]["parameters"]}
+    assert {"status", "product", "customer", "user", "cursor", "limit"} <= set(licences)
+    assert licences["status"]["schema"]["enum"] == ["active", "suspended", "revoked"]
+    assert licences["limit"]["schema"] == {"type": "integer", "minimum": 1}
+
+
+def test_swagger_ui_uses_only_local_assets(alpha_client):
+    page = alpha_client.get("/v1/docs", HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "swagger-ui" in html.lower()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets
+    for asset in assets:
+        assert asset.startswith("/static/"), asset  # no CDN
+        assert finders.find(asset.removeprefix("/static/")), f"{asset} is not served"
+    assert not re.search(r"https?://(?!alpha\.localhost)", html.replace("http://www.w3.org", ""))
+    assert '"/v1/schema"' in html or "'/v1/schema'" in html or "/v1/schema" in html
+
+
+def test_not_served_on_the_public_domain(db):
+    from django.test import Client
+
+    assert Client(HTTP_HOST="localhost").get("/v1/schema").status_code == 404
