@@ -218,10 +218,13 @@ def test_security_report(api_client, tenant_alpha, address, settings):
             reason="unknown_token",
             address=address,
             created_at=timezone.now() - timedelta(days=3),  # outside --since 24h
+            details={"stage": "exchange"},
         )
 
     report = json.loads(run("security_report", "--tenant", "alpha", "--format", "json"))
     failed = {(r["address"], r["reason"]): r["count"] for r in report["failed_authentications"]}
+    stages = {(r["reason"], r["stage"]) for r in report["failed_authentications"]}
+    assert stages == {("unknown_token", "exchange"), ("invalid_jwt", "access")}
     assert failed[(address, "unknown_token")] == 2
     assert failed[(address, "invalid_jwt")] == 1
     (denial,) = report["permission_denials"]

@@ -50,7 +50,7 @@ def build_report(since, until) -> dict:
     }
     failed = (
         events.filter(kind__in=monitoring.FAILED_AUTHENTICATION_KINDS)
-        .values("address", "reason", "kind")
+        .values("address", "reason", "details__stage")
         .annotate(count=Sum("count"), last_seen=Max("created_at"))
         .order_by("-count", "address", "reason")
     )
@@ -83,7 +83,7 @@ def build_report(since, until) -> dict:
             {
                 "address": row["address"],
                 "reason": row["reason"],
-                "stage": "exchange" if row["kind"] == Kind.EXCHANGE_FAILED else "other",
+                "stage": row["details__stage"] or "",
                 "count": row["count"],
                 "last_seen": row["last_seen"],
             }
@@ -201,7 +201,7 @@ def render(report: dict) -> str:
                     when(r["at"]),
                     labels.get(r["event"], r["event"]),
                     f"{r['user_token'] or '-'} (…{r['token_hint']})",
-                    f"{r['actor'] or '-'} via {r['via'] or '?'}",
+                    (r["actor"] or "-") + (f" via {r['via']}" if r["via"] else ""),
                     _details(r["details"]),
                 ]
                 for r in report["token_administration"]
@@ -218,8 +218,7 @@ def render(report: dict) -> str:
 
 
 def _details(details: dict) -> str:
-    parts = []
-    for key in ("added", "removed"):
-        if details.get(key):
-            parts.append(f"{key} {','.join(details[key])}")
+    parts = [f"{key} {','.join(details[key])}" for key in ("added", "removed") if details.get(key)]
+    if not parts and details.get("permissions"):
+        parts.append(f"permissions {','.join(details['permissions'])}")
     return "; ".join(parts)
