@@ -41,7 +41,8 @@ TOKENS = [
     ("Old reporting script", PRESET_PERMISSIONS[Preset.MONITORING], [], 0, 200),
 ]
 ADDRESSES = ["203.0.113.7", "198.51.100.23", "192.0.2.41", "203.0.113.99"]
-FAILURE_REASONS = ["unknown_token", "invalid_jwt", "token_expired", "missing_credentials"]
+EXCHANGE_REASONS = ["unknown_token", "unknown_token", "token_expired", "token_inactive"]
+ACCESS_REASONS = ["invalid_jwt", "revoked_by_refresh", "missing_credentials"]
 
 
 @dataclass
@@ -95,16 +96,17 @@ def seed_security_activity(
     for n in range(days):
         day = now - timedelta(days=n)
         for _ in range(rng.choice([0, 1, 1, 2, 3, 5]) + (14 if n == 2 else 0)):
+            at_exchange = rng.random() < 0.5
             events.append(
                 SecurityEvent(
-                    kind=rng.choice([Kind.EXCHANGE_FAILED, Kind.AUTHENTICATION_FAILED]),
+                    kind=Kind.EXCHANGE_FAILED if at_exchange else Kind.AUTHENTICATION_FAILED,
                     created_at=day - timedelta(minutes=rng.randint(0, 1400)),
-                    reason=rng.choice(FAILURE_REASONS),
+                    reason=rng.choice(EXCHANGE_REASONS if at_exchange else ACCESS_REASONS),
                     address=rng.choice(ADDRESSES),
                     user_agent="python-requests/2.32",
-                    path="/v1/auth/token",
-                    method="POST",
-                    details={"stage": "exchange"},
+                    path="/v1/auth/token" if at_exchange else "/v1/licenses",
+                    method="POST" if at_exchange else "GET",
+                    details={"stage": "exchange" if at_exchange else "access"},
                 )
             )
         if n in (1, 2, 9, 16):
