@@ -6,28 +6,17 @@ on the public domain these pages are hidden and refused.
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name
 
+from tenants.admin import SchemaScopedAdmin, available_on_current_schema
 from tokens import dashboard
 from tokens.models import Alert, SecurityDashboard, SecurityEvent
 
 
-def _in_tenant() -> bool:
-    return connection.schema_name != get_public_schema_name()
-
-
-class TenantOnlyAdmin(admin.ModelAdmin):
+class TenantOnlyAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     """Read-only, and only in a tenant's admin."""
-
-    def has_module_permission(self, request):
-        return _in_tenant() and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _in_tenant() and super().has_view_permission(request, obj)
 
     def has_add_permission(self, request):
         return False
@@ -107,7 +96,9 @@ class AlertAdmin(TenantOnlyAdmin):
 
     def has_change_permission(self, request, obj=None):
         # Acknowledging is the only change, through the action (all fields stay read-only).
-        return _in_tenant() and request.user.has_perm("tokens.change_alert")
+        return available_on_current_schema(self.model) and request.user.has_perm(
+            "tokens.change_alert"
+        )
 
     @admin.action(description="Acknowledge selected alerts", permissions=["change"])
     def acknowledge_alerts(self, request, queryset):
@@ -121,7 +112,7 @@ class SecurityDashboardAdmin(TenantOnlyAdmin):
 
     def has_view_permission(self, request, obj=None):
         return (
-            _in_tenant()
+            available_on_current_schema(self.model)
             and request.user.is_active
             and request.user.is_staff
             and (
