@@ -142,41 +142,40 @@ def _fetch(cursor, sql: str, params) -> list[tuple]:
     return cursor.fetchall()
 
 
+UNSUPPORTED_SQL = """
+    SELECT
+        (SELECT count(*) FROM pg_class c WHERE c.relnamespace = ns.oid
+            AND c.relkind IN ('v', 'm', 'p', 'f')),
+        (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = ns.oid),
+        (SELECT count(*) FROM pg_type t WHERE t.typnamespace = ns.oid AND t.typtype <> 'c'
+            AND t.typrelid = 0 AND t.typcategory <> 'A'),
+        (SELECT count(*) FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+            WHERE c.relnamespace = ns.oid AND NOT g.tgisinternal),
+        (SELECT count(*) FROM pg_class s WHERE s.relnamespace = ns.oid AND s.relkind = 'S'
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = s.oid AND d.deptype = 'i'))
+    FROM (SELECT %s::regnamespace::oid AS oid) AS ns"""
+UNSUPPORTED = (
+    "views or partitioned tables",
+    "functions",
+    "types",
+    "triggers",
+    "stand-alone sequences",
+)
+
+
 def _refuse_unsupported(cursor, template: str) -> None:
-    checks = {
-        "views or partitioned tables": """SELECT count(*) FROM pg_class c JOIN pg_namespace n
-            ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('v', 'm', 'p', 'f')""",
-        "functions": """SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname = %s""",
-        "types": """SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-            WHERE n.nspname = %s AND t.typtype NOT IN ('c') AND t.typrelid = 0
-            AND t.typcategory <> 'A'""",
-        "triggers": """SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s
-            AND NOT t.tgisinternal""",
-        "stand-alone sequences": """SELECT count(*) FROM pg_class s JOIN pg_namespace n
-            ON n.oid = s.relnamespace WHERE n.nspname = %s AND s.relkind = 'S'
-            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = s.oid AND d.deptype = 'i')""",
-    }
-    for what, sql in checks.items():
-        if _fetch(cursor, sql, [template])[0][0]:
+    counts = _fetch(cursor, UNSUPPORTED_SQL, [template])[0]
+    for what, count in zip(UNSUPPORTED, counts, strict=True):
+        if count:
             raise TemplateNotCloneable(f"the template schema holds {what}")
 
 
-# The copy script of the template, by a fingerprint of the template schema: its OID (a rebuilt
-# template is a new schema) and how many relations, functions, types and triggers it holds.
-# Reading the catalogue takes longer than running the script once thousands of schemas exist,
-# so each process reads it once per template.
+# The copy script of the template, by the template schema's OID: only a rebuild changes the
+# template, and a rebuilt template is a new schema with a new OID. Reading the catalogue takes
+# longer than running the script once thousands of schemas exist, so each process reads it once
+# per template.
 TARGET = "\x00target\x00"
-FINGERPRINT_SQL = """
-    SELECT n.oid,
-        (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid),
-        (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = n.oid),
-        (SELECT count(*) FROM pg_type t WHERE t.typnamespace = n.oid),
-        (SELECT count(*) FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
-            WHERE c.relnamespace = n.oid)
-    FROM pg_namespace n WHERE n.nspname = %s"""
-_scripts: dict[tuple, str] = {}
+_scripts: dict[int, str] = {}
 
 
 def clone_template(schema_name: str) -> None:
@@ -188,15 +187,15 @@ def clone_template(schema_name: str) -> None:
     template = template_schema()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [ADVISORY_LOCK])
-        found = _fetch(cursor, FINGERPRINT_SQL, [template])
+        found = _fetch(cursor, "SELECT oid FROM pg_namespace WHERE nspname = %s", [template])
         if not found:
             raise TemplateNotCloneable("there is no template schema")
-        fingerprint = found[0]
-        if fingerprint not in _scripts:
+        oid = found[0][0]
+        if oid not in _scripts:
             _scripts.clear()
-            _scripts[fingerprint] = _copy_script(cursor, template)
+            _scripts[oid] = _copy_script(cursor, template)
         # Catalogue names come from PostgreSQL itself, schema names are validated and quoted.
-        cursor.execute(_scripts[fingerprint].replace(TARGET, quote_schema_name(schema_name)))
+        cursor.execute(_scripts[oid].replace(TARGET, quote_schema_name(schema_name)))
     # SET LOCAL lasts until the outermost transaction ends: have the path set again.
     connection.set_schema_to_public()
     if hasattr(connection, "forget_search_path"):
@@ -209,53 +208,49 @@ def _copy_script(cursor, template: str) -> str:
     _refuse_unsupported(cursor, template)
     # Unqualified names in the definitions below then mean "the same schema".
     cursor.execute(f"SET LOCAL search_path = {source}")
-    tables = [
-        row[0]
-        for row in _fetch(
-            cursor,
-            """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY c.relname""",
-            [template],
-        )
-    ]
+    # Table OIDs first: the other catalogues are then read through their indexes on the
+    # relation's OID, which stays fast with thousands of schemas in the database.
+    relations = _fetch(
+        cursor,
+        """SELECT c.oid, c.relname FROM pg_class c
+        WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r' ORDER BY c.relname""",
+        [template],
+    )
+    tables = [name for _, name in relations]
+    oids = [oid for oid, _ in relations]
+    name_of = dict(relations)
     # Primary keys, unique and exclusion constraints first (their indexes carry their
     # names), then the other indexes, then foreign keys (which need the unique indexes).
     constraints = _fetch(
         cursor,
-        """SELECT c.relname, con.conname, pg_get_constraintdef(con.oid), con.contype
-        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND con.contype IN ('p', 'u', 'x', 'f')
-        ORDER BY con.contype = 'f', c.relname, con.conname""",
-        [template],
+        """SELECT con.conrelid, con.conname, pg_get_constraintdef(con.oid), con.contype
+        FROM pg_constraint con WHERE con.conrelid = ANY(%s::oid[])
+        AND con.contype IN ('p', 'u', 'x', 'f')
+        ORDER BY con.contype = 'f', con.conrelid, con.conname""",
+        [oids],
     )
     indexes = _fetch(
         cursor,
         """SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
-        JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND NOT EXISTS (
+        WHERE i.indrelid = ANY(%s::oid[]) AND NOT EXISTS (
             SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid
             AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x'))
         ORDER BY 1""",
-        [template],
+        [oids],
     )
     columns = _fetch(
         cursor,
-        """SELECT c.relname, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
-        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
-        AND a.attgenerated = '' GROUP BY c.relname""",
-        [template],
+        """SELECT a.attrelid, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+        FROM pg_attribute a WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0
+        AND NOT a.attisdropped AND a.attgenerated = '' GROUP BY a.attrelid""",
+        [oids],
     )
     sequences = _fetch(
         cursor,
-        """SELECT c.relname, a.attname, pg_get_serial_sequence(
-            quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname)
-        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND c.relkind = 'r' AND a.attidentity <> ''""",
-        [template],
+        """SELECT a.attrelid, a.attname,
+            pg_get_serial_sequence(a.attrelid::regclass::text, a.attname)
+        FROM pg_attribute a WHERE a.attrelid = ANY(%s::oid[]) AND a.attidentity <> ''""",
+        [oids],
     )
     index_prefix = f" ON {_fetch(cursor, 'SELECT quote_ident(%s)', [template])[0][0]}."
     statements = [f"CREATE SCHEMA {target}", f"SET LOCAL search_path = {target}"]
@@ -266,7 +261,8 @@ def _copy_script(cursor, template: str) -> str:
             "INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION)"
         )
     foreign_keys = []
-    for table, name, definition, kind in constraints:
+    for oid, name, definition, kind in constraints:
+        table = name_of[oid]
         statement = (
             f"ALTER TABLE {_quote_ident(table)} ADD CONSTRAINT {_quote_ident(name)} {definition}"
         )
@@ -276,12 +272,14 @@ def _copy_script(cursor, template: str) -> str:
             raise TemplateNotCloneable(f"unexpected index definition: {definition}")
         statements.append(definition.replace(index_prefix, " ON ", 1))
     statements.extend(foreign_keys)
-    for table, column_list in columns:
+    for oid, column_list in columns:
+        table = name_of[oid]
         statements.append(
             f"INSERT INTO {_quote_ident(table)} ({column_list}) OVERRIDING SYSTEM VALUE "  # noqa: S608 (catalogue names, quoted)
             f"SELECT {column_list} FROM {source}.{_quote_ident(table)}"
         )
-    for table, column, sequence in sequences:
+    for oid, column, sequence in sequences:
+        table = name_of[oid]
         qualified = f"{target}.{_quote_ident(table)}".replace("'", "''")
         column_literal = column.replace("'", "''")
         statements.append(

@@ -121,6 +121,7 @@ def test_the_template_name_is_reserved(admin_password):
 def test_a_template_the_clone_cannot_copy_falls_back_to_migrations(admin_password):
     with connection.cursor() as cursor:
         cursor.execute(f'CREATE VIEW "{TEMPLATE}".extra AS SELECT 1 AS one')
+    schema_template._scripts.clear()  # only a rebuild changes the template in real life
     with pytest.raises(schema_template.TemplateNotCloneable, match="views"):
         schema_template.clone_template("gamma")
     assert not schema_exists("gamma")
