@@ -3,7 +3,8 @@
 In-process (Django's test client, no server, no load generator), on the data `python -m bench`
 prepared: for each endpoint, the SQL statements and the mean time of a warm request with every
 optimisation, then without the tenant cache, then without the remembered search_path, then
-without both. Times are wall-clock means of --requests requests; queries are exact.
+without both. Times are means of --requests requests (wall clock, and CPU time of this process),
+the median of --rounds interleaved rounds; queries are exact.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import time
 
 from bench import env as bench_env
@@ -70,20 +72,30 @@ def measure(targets, names, requests: int) -> dict:
         with CaptureQueriesContext(connection) as queries:
             call()
         count = len(queries.captured_queries)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(requests):
             call()
         figures[name] = {
             "queries": count,
             "ms": (time.perf_counter() - started) / requests * 1000,
+            "cpu_ms": (time.process_time() - cpu) / requests * 1000,
         }
     return figures
+
+
+def median_of(runs: list[dict]) -> dict:
+    """Per endpoint, the median of each figure over interleaved rounds (the machine is shared)."""
+    return {
+        name: {key: statistics.median(run[name][key] for run in runs) for key in runs[0][name]}
+        for name in runs[0]
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="use the smoke run's data")
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     bench_env.configure("licensing_bench_smoke" if args.smoke else "licensing_bench")
     bench_env.setup_django()
@@ -92,21 +104,29 @@ def main() -> None:
     fixture = prepare.prepare(2_000 if args.smoke else 1_000_000, quiet=True)
     targets = run.endpoints(fixture)
     names = ["reference", "validate", "licence", "list-first"]
+
+    @contextlib.contextmanager
+    def without_both():
+        with without_tenant_cache(), without_search_path_memory():
+            yield
+
     variants = {
         "all optimisations": contextlib.nullcontext,
         "without tenant cache": without_tenant_cache,
         "without remembered search_path": without_search_path_memory,
+        "without both": without_both,
     }
-    results = {}
-    for label, switch in variants.items():
-        with switch():
-            results[label] = measure(targets, names, args.requests)
-    with without_tenant_cache(), without_search_path_memory():
-        results["without both"] = measure(targets, names, args.requests)
-    print(f"{'':32}" + "".join(f"{n:>20}" for n in names))
+    runs: dict[str, list] = {label: [] for label in variants}
+    for _ in range(args.rounds):
+        for label, switch in variants.items():
+            with switch():
+                runs[label].append(measure(targets, names, args.requests))
+    results = {label: median_of(figures) for label, figures in runs.items()}
+    print(f"{'queries / wall ms / cpu ms':32}" + "".join(f"{n:>24}" for n in names))
     for label, figures in results.items():
         cells = "".join(
-            f"{figures[n]['queries']:>6} q {figures[n]['ms']:>8.2f} ms  " for n in names
+            f"{figures[n]['queries']:>4.0f} {figures[n]['ms']:>8.2f} {figures[n]['cpu_ms']:>8.2f}  "
+            for n in names
         )
         print(f"{label:32}{cells}")
     output = bench_env.RESULTS / "ablation.json"
