@@ -82,7 +82,7 @@ def view_for(callback, method):
 def methods_of(callback):
     actions = getattr(callback, "actions", None)
     if actions is not None:
-        return set(actions)
+        return set(actions) - {"head", "options"}  # DRF adds `head` to a GET route when served
     view_class = callback.view_class
     return {m for m in ("get", "post", "patch", "put", "delete") if hasattr(view_class, m)}
 
