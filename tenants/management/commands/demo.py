@@ -73,9 +73,21 @@ class Command(BaseCommand):
         return tenant, password
 
     def load_sample_data(self, tenant: Tenant, port: int) -> None:
-        """Sample products, plans, customers and licences (added once; see licensing.sample_data)."""
+        """Sample products, plans, customers and licences, and a month of token activity for the
+        security dashboard; each added once (licensing.sample_data, tokens.demo_activity)."""
         from licensing.sample_data import load_sample_data
+        from tokens.demo_activity import seed_security_activity
+        from tokens.models import UserToken
 
         with tenant_context(tenant):
             for line in load_sample_data(tenant, port=port):
                 self.stdout.write(line)
+            if not UserToken.objects.exists():
+                owner, _ = get_user_model().objects.get_or_create(
+                    username="integrations", defaults={"email": "integrations@demo.localhost"}
+                )
+                seed_security_activity(owner)
+                self.stdout.write(
+                    "Demo User Tokens and a month of activity added: see the security dashboard at "
+                    f"http://{DEMO_DOMAIN}:{port}/admin/tokens/securitydashboard/"
+                )
