@@ -84,7 +84,9 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # scope before it is answered 429 (tenants.throttling); django-ratelimit's rate syntax, e.g. 20/m.
 ABUSE_FAILURE_RATE = os.environ.get("ABUSE_FAILURE_RATE", "20/m")
 if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", ABUSE_FAILURE_RATE):
-    raise ImproperlyConfigured(f"ABUSE_FAILURE_RATE must look like 20/m, not {ABUSE_FAILURE_RATE!r}")
+    raise ImproperlyConfigured(
+        f"ABUSE_FAILURE_RATE must look like 20/m, not {ABUSE_FAILURE_RATE!r}"
+    )
 
 # --- Applications: `tenants` lives in the public schema, `licensing` and `tokens` per tenant.
 
@@ -282,7 +284,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "DESCRIPTION": "The REST API of one tenant. Operations that need a token take "
     "`Authorization: Bearer <access token>` from `POST /v1/auth/token`; each operation's "
-    "description names the permission it needs. Errors are `{\"error\": ...}` bodies.",
+    'description names the permission it needs. Errors are `{"error": ...}` bodies.',
     "SCHEMA_PATH_PREFIX": r"/v1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
