@@ -33,6 +33,7 @@ from tokens.catalogue import ALL_PERMISSIONS
 pytestmark = pytest.mark.live
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 EXAMPLES_PER_OPERATION = 10
 SEED = 20261129
 WORKERS = "2"
@@ -189,12 +190,17 @@ def test_pass_2_no_permission(fuzz_target, tmp_path, django_db_blocker):
 
 
 def summarise(label: str, report: dict) -> None:
+    """One line per pass, printed and kept in test-artifacts/schemathesis.txt (for CI's notes)."""
     operations, cases = report["operations"], report["test_cases"]
     phases = ", ".join(
         name for name, phase in report["phases"].items() if phase["status"] != "skip"
     )
-    print(
+    line = (
         f"schemathesis {label}: {operations['tested']} of {operations['total']} operations, "
         f"{cases['generated']} test cases ({phases}), {cases['unique_failures']} failures, "
         f"{report['running_time']:.0f}s"
     )
+    print(line)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "schemathesis.txt", "a") as summary:
+        summary.write(line + "\n")
