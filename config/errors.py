@@ -124,13 +124,6 @@ REPLACED_MESSAGES = {
     429: TOO_MANY_REQUESTS,
     503: SERVICE_UNAVAILABLE,
 }
-KEPT_HEADERS = (
-    "Allow",
-    "Retry-After",
-    "WWW-Authenticate",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-)
 
 
 def declared_length(request) -> int:
@@ -180,7 +173,11 @@ class ApiErrorMiddleware:
         if status >= 500 and status != 503:
             return json_error(500, SERVER_ERROR)
         message = REPLACED_MESSAGES.get(status) or response.reason_phrase
-        kept = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
+        kept = {
+            name: value
+            for name, value in response.items()
+            if name.lower() not in ("content-type", "content-length")
+        }
         return json_error(status, message, headers=kept)
 
     def process_exception(self, request, exception):

@@ -129,16 +129,17 @@ GET_EXECUTOR_FUNCTION = "tenants.migration_executor.get_executor"
 
 MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
+    # HTTPS redirect and secure headers around everything below, error answers included.
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Expired licence -> 403 on /v1/; X-RateLimit-* headers on every /v1/ answer.
     "tenants.throttling.TenantLicenceMiddleware",
     "config.errors.ApiErrorMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

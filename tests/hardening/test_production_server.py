@@ -47,6 +47,7 @@ def app(database, tmp_path_factory):
         f"postgresql://postgres@/app?host={socket_dir}",
         SECURE_SSL_REDIRECT="on",
         TRUSTED_PROXY_COUNT="1",
+        MAX_REQUEST_BYTES="4096",
     )
     manage(env, "migrate_schemas", "--shared", "--verbosity", "0")
     env_with_password = {**env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD}
@@ -112,6 +113,22 @@ def test_secure_headers_on_api_and_admin_answers(app, method, path, expected_sta
     assert status == expected_status
     for name, value in SECURE_HEADERS.items():
         assert headers.get(name) == value, (name, headers)
+
+
+def test_a_body_over_the_configured_limit_is_413_with_the_secure_headers(app):
+    body = b'{"key": "' + b"A" * 5000 + b'"}'  # MAX_REQUEST_BYTES is 4096 for this server
+    json_headers = {**PROXY, "Content-Type": "application/json"}
+    status, headers, raw = app.request(
+        "POST", "/v1/licenses/validate", host=HOST, body=body, headers=json_headers
+    )
+    assert (status, json.loads(raw)) == (413, {"error": "Request too large"})
+    for name, value in SECURE_HEADERS.items():
+        assert headers.get(name) == value, (name, headers)
+    small = b'{"key": "' + b"A" * 3000 + b'"}'
+    status, _, _ = app.request(
+        "POST", "/v1/licenses/validate", host=HOST, body=small, headers=json_headers
+    )
+    assert status == 200
 
 
 def test_admin_login_over_https_sets_secure_cookies(app):
