@@ -5,33 +5,17 @@ Needs Debian's `chromium` (/usr/bin/chromium) and the `playwright` package (the 
 skipped with the reason otherwise. Never runs `playwright install`.
 """
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Max
 from django_tenants.utils import schema_context
 
+from tests.browser import ARTIFACTS, launched
 from tokens.demo_activity import seed_security_activity
 from tokens.models import Alert, SecurityEvent
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """Skip (before any server starts) unless Chromium and Playwright are installed."""
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
-        )
-    return pytest.importorskip(
-        "playwright.sync_api", reason="playwright is missing: pip install -e '.[test]'"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +37,8 @@ def demo_activity(chromium, live_tenant_server, django_db_blocker):
 
 @pytest.fixture
 def browser(chromium, demo_activity):
-    # Playwright's sync API runs an event loop in this thread while it is open, and Django refuses
-    # database calls under a running loop: the rows are written before and removed after.
-    with chromium.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched(chromium) as browser:
+        yield browser
 
 
 def test_dashboard_in_a_browser(live_tenant_server, demo_activity, browser):

@@ -5,42 +5,21 @@ skipped with the reason otherwise. `.ci/run` installs chromium. Never runs `play
 """
 
 import uuid
-from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, launched
 from tokens.catalogue import PRESET_PERMISSIONS, Preset
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHOSEN = ["delete_users", "edit_groups", "view_customers"]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """Skip (before any server starts) unless Chromium and Playwright are installed."""
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
-        )
-    return pytest.importorskip(
-        "playwright.sync_api", reason="playwright is missing: pip install -e '.[test]'"
-    )
 
 
 @pytest.fixture
 def browser(chromium, live_tenant_server):
-    # Playwright's sync API runs an event loop in this thread while it is open, and Django refuses
-    # database calls under a running loop: so the server (and its rows) must be set up before, and
-    # the browser closed before any fixture touches the database again.
-    with chromium.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched(chromium) as browser:
+        yield browser
 
 
 def ticked(page) -> list[str]:
