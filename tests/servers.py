@@ -1,4 +1,8 @@
-"""Serve the app from a subprocess with a given environment, for tests that need a real server."""
+"""The app served by a real gunicorn in a subprocess, for tests that need real server processes
+(exactness across workers, the database going away, production settings).
+
+Each test module passes its own port range so suites never collide.
+"""
 
 import http.client
 import json
@@ -10,22 +14,27 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parents[2]
-PORTS = range(8500, 8600)  # this suite's own port range
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    for port in PORTS:
+def free_port(ports: range) -> int:
+    for port in ports:
         with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
             if probe.connect_ex(("127.0.0.1", port)) != 0:
                 return port
-    raise RuntimeError("no free port in 8500-8599")
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
-def production_env(database_url: str, **extra: str) -> dict[str, str]:
-    """DEBUG off, fresh keys, plain HTTP (tests do not terminate TLS)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DEBUG")}
+def production_env(database_url: str, redis_url: str | None = None, **extra: str) -> dict[str, str]:
+    """DEBUG off, fresh keys, plain HTTP (tests do not terminate TLS); Redis only when given."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DEBUG", "TEST_DATABASE_NAME")
+    }
     env.update(
         DATABASE_URL=database_url,
         DEBUG="off",
@@ -35,9 +44,29 @@ def production_env(database_url: str, **extra: str) -> dict[str, str]:
         SECURE_SSL_REDIRECT="off",
         DJANGO_SETTINGS_MODULE="config.settings",
     )
-    env.pop("TEST_DATABASE_NAME", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     env.update(extra)
     return env
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL for the test database, for the embedded server and a system one alike."""
+    params = connection.get_connection_params()
+    test_name = settings.DATABASES["default"]["TEST"].get("NAME") or ""
+    assert params["dbname"] in (test_name, f"test_{test_name}") or params["dbname"].startswith(
+        "test_"
+    ), f"refusing to serve a database that is not the test database: {params['dbname']}"
+    user = quote(params.get("user") or "", safe="")
+    password = quote(params.get("password") or "", safe="")
+    credentials = f"{user}:{password}@" if password else f"{user}@"
+    query = [f"host={quote(str(params['host']), safe='')}"] if params.get("host") else []
+    if params.get("port"):
+        query.append(f"port={params['port']}")
+    return f"postgres://{credentials}/{quote(params['dbname'], safe='')}?{'&'.join(query)}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
 
 
 def manage(env: dict[str, str], *args: str, input: str | None = None) -> str:
@@ -55,38 +84,30 @@ def manage(env: dict[str, str], *args: str, input: str | None = None) -> str:
 
 
 class AppServer:
-    """gunicorn serving config.wsgi on 127.0.0.1:<port>; `request()` speaks to it by host."""
+    """gunicorn serving config.wsgi on 127.0.0.1; `request()` speaks to it by host name."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None):
-        self.env, self.port, self.log_path = env, port or free_port(), log_path
+    def __init__(self, env: dict[str, str], log_path: Path, ports: range, workers: int = 1):
+        self.env, self.log_path, self.workers = env, log_path, workers
+        self.port = free_port(ports)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "AppServer":
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "1",
-                "--timeout",
-                "60",
-            ],
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
+            + ["--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
+            + ["--timeout", "60"],
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
             try:
-                self.request("GET", "/v1/", host="localhost")
+                self.request("GET", "/v1/", host="localhost")  # the public domain: never counted
                 return self
             except OSError:
                 time.sleep(0.2)
@@ -96,7 +117,7 @@ class AppServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(10)
+                self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -104,7 +125,7 @@ class AppServer:
 
     def request(self, method, path, *, host, body=None, headers=None):
         """(status, headers (an http.client.HTTPMessage), raw body) of one request."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             payload = json.dumps(body).encode() if isinstance(body, dict) else body
             all_headers = {"Host": host, **(headers or {})}

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.hardening.live_app import ROOT
+from tests.servers import ROOT
 
 
 def check_deploy(**overrides: str) -> subprocess.CompletedProcess:

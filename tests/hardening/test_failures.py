@@ -4,14 +4,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.test import Client
 
+from tests.servers import ROOT
+
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 1024 * 1024  # MAX_REQUEST_BYTES' default
 # What a browser sends: DEBUG's technical error page would be HTML for it.
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"

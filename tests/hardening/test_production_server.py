@@ -13,7 +13,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.hardening.live_app import AppServer, manage, production_env
+from tests.servers import AppServer, manage, production_env
+
+PORTS = range(8500, 8600)  # this suite's own port range
 
 pytestmark = pytest.mark.live
 
@@ -60,7 +62,7 @@ def app(database, tmp_path_factory):
         "--admin-username", "admin",
         "--admin-email", "admin@down.localhost",
     )  # fmt: skip
-    server = AppServer(env, tmp_path_factory.mktemp("log") / "gunicorn.log").start()
+    server = AppServer(env, tmp_path_factory.mktemp("log") / "gunicorn.log", PORTS).start()
     server.user_token = manage(env, "shell", "-c", MAKE_TOKEN).strip().splitlines()[-1]
     yield server
     server.stop()
