@@ -50,10 +50,18 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 DEBUG = env_bool("DEBUG", default=not DATABASE_URL)
 
 
+MIN_KEY_LENGTH = 50  # characters; an HS256 key must have at least 256 bits of entropy
+
+
 def key(name: str) -> str:
     """A secret from the environment; in development generated once into DATA_DIR."""
     value = os.environ.get(name, "")
     if value:
+        if len(value) < MIN_KEY_LENGTH:
+            raise ImproperlyConfigured(
+                f"{name} is too short: use at least {MIN_KEY_LENGTH} random characters, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+            )
         return value
     if not DEBUG:
         raise ImproperlyConfigured(f"{name} must be set in the environment when DEBUG is off.")

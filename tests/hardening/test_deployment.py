@@ -70,3 +70,9 @@ def test_production_refuses_to_start_without_keys():
     done = check_deploy(SECRET_KEY="")
     assert done.returncode != 0
     assert "SECRET_KEY must be set" in done.stderr
+
+
+def test_production_refuses_short_keys():
+    done = check_deploy(JWT_SIGNING_KEY="short-and-guessable")
+    assert done.returncode != 0
+    assert "JWT_SIGNING_KEY is too short" in done.stderr
