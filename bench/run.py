@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -137,6 +138,12 @@ def count_queries(targets) -> dict[str, int]:
     return counts
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def drive(target, port, concurrency, duration, tool, rate=None) -> dict:
     target.port = port
     if rate is None and tool == "wrk":
@@ -244,7 +251,12 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=float, default=None)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8600)))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("BENCH_PORT", 0)) or free_port(),
+        help="port of the servers under test (default: a free one, so no other server is measured)",
+    )
     parser.add_argument(
         "--server", choices=sorted(SERVERS), default=None, help="skip the comparison"
     )
