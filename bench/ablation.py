@@ -50,22 +50,15 @@ def without_search_path_memory():
 
 def measure(targets, names, requests: int) -> dict:
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
+
+    from bench.run import in_process_call
 
     figures = {}
     for name, target in targets:
         if name not in names:
             continue
-        client = Client(HTTP_HOST=target.host)
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in target.headers.items()}
-
-        def call(client=client, target=target, extra=extra):
-            if target.method == "POST":
-                return client.post(
-                    target.path, target.body, content_type="application/json", **extra
-                )
-            return client.get(target.path, **extra)
+        call = in_process_call(target)
 
         for _ in range(5):
             call()

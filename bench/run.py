@@ -112,20 +112,11 @@ def check_answer(name: str, body: dict) -> None:
 def count_queries(targets) -> dict[str, int]:
     """SQL statements of one warm request of each endpoint, run in this process."""
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     counts = {}
     for name, target in targets:
-        client = Client(HTTP_HOST=target.host)
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in target.headers.items()}
-
-        def call(client=client, target=target, extra=extra):
-            if target.method == "POST":
-                return client.post(
-                    target.path, target.body, content_type="application/json", **extra
-                )
-            return client.get(target.path, **extra)
+        call = in_process_call(target)
 
         for _ in range(3):  # warm: connection, tenant cache, content types
             response = call()
@@ -136,6 +127,19 @@ def count_queries(targets) -> dict[str, int]:
             call()
         counts[name] = len(queries.captured_queries)
     return counts
+
+
+def in_process_call(target):
+    """A function making `target`'s request through Django's test client, in this process."""
+    from django.test import Client
+
+    client = Client(HTTP_HOST=target.host)
+    extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in target.headers.items()}
+    if target.method == "POST":
+        return lambda: client.post(
+            target.path, target.body, content_type="application/json", **extra
+        )
+    return lambda: client.get(target.path, **extra)
 
 
 def free_port() -> int:
