@@ -6,8 +6,6 @@ from django.urls import path, re_path
 from config.admin_login import admin_login
 from config.errors import not_found_view
 
-admin.site.site_header = "Licensing platform"
-
 urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),  # throttled per address
     path("admin/", admin.site.urls),
