@@ -178,12 +178,20 @@ class LicenceCounter:
         self.usage = {**self.usage, "count": count, "should_limit": count > self.limit}
         self.cache_key = None
 
-    def headers(self) -> dict[str, str]:
+    def remaining(self) -> int:
         used = self.usage["count"] if self.usage is not None else 0
+        return max(0, self.limit - used)
+
+    def headers(self) -> dict[str, str]:
         return {
             "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(max(0, self.limit - used)),
+            "X-RateLimit-Remaining": str(self.remaining()),
         }
+
+
+def licence_counter(request) -> LicenceCounter | None:
+    """The licence counter of this request, once the throttle has counted it."""
+    return getattr(_http_request(request), COUNTED_ATTR, None)
 
 
 class TenantLicenceThrottle(BaseThrottle):

@@ -149,6 +149,21 @@ def test_access_token_works_and_reads_permissions_as_they_are_now(api_client):
     assert client.get("/v1/auth/me").json()["permissions"] == ["view_users"]
 
 
+def test_me_describes_the_token_and_the_tenants_allowance(api_client, tenant_alpha):
+    client = api_client("alpha", ["view_users"], name="crm sync")
+    first = client.get("/v1/auth/me")
+    second = client.get("/v1/auth/me")
+    body = second.json()
+    assert body["id"] == client.user_token.pk and body["name"] == "crm sync"
+    assert body["permissions"] == ["view_users"] and body["expires_at"] is None
+    assert body["owner"]["id"] == client.user_token.owner_id
+    assert body["rate_limit"]["limit"] == tenant_alpha.request_limit
+    assert body["rate_limit"]["period"] == tenant_alpha.request_period
+    # What remains after this request, the same figure as the response header.
+    assert body["rate_limit"]["remaining"] == int(second["X-RateLimit-Remaining"])
+    assert body["rate_limit"]["remaining"] == first.json()["rate_limit"]["remaining"] - 1
+
+
 def test_missing_header_is_401(alpha_client):
     assert_invalid_token(alpha_client.get("/v1/auth/me"))
 

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from tenants.throttling import licence_counter
 from tokens.models import UserToken
 
 
@@ -45,7 +46,7 @@ class MeSerializer(serializers.Serializer):
     def to_representation(self, request):
         token = request.auth.user_token
         tenant = request.tenant
-        remaining = getattr(request, "ratelimit_remaining", None)
+        counter = licence_counter(request)
         return {
             "id": token.pk,
             "name": token.name,
@@ -58,6 +59,6 @@ class MeSerializer(serializers.Serializer):
             "rate_limit": {
                 "limit": tenant.request_limit,
                 "period": tenant.request_period,
-                "remaining": remaining,
+                "remaining": counter.remaining() if counter is not None else None,
             },
         }
