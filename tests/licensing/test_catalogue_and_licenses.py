@@ -11,34 +11,21 @@ from django_tenants.utils import schema_context
 
 from licensing.models import License, Plan
 from tests.licensing.factories import (
+    assert_invalid,
     make_customer,
     make_license,
     make_plan,
     make_product,
     make_user,
     only_in,
+    patch,
+    post,
 )
 from tokens.catalogue import Permission as P
 
 pytestmark = pytest.mark.django_db
 
 KEY = re.compile(r"^([0-9A-HJKMNP-TV-Z]{5}-){4}[0-9A-HJKMNP-TV-Z]{5}$")
-
-
-def post(client, path, body):
-    return client.post(path, body, content_type="application/json")
-
-
-def patch(client, path, body):
-    return client.patch(path, body, content_type="application/json")
-
-
-def assert_invalid(response, *fields):
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"] == "Invalid request"
-    assert set(fields) <= set(body["details"]), body
-    return body["details"]
 
 
 @pytest.fixture

@@ -7,28 +7,19 @@ from django.contrib.auth.models import Permission as AdminPermission
 from django_tenants.utils import schema_context
 
 from licensing.models import Group
-from tests.licensing.factories import make_group, make_license, make_user, only_in
+from tests.licensing.factories import (
+    assert_invalid,
+    make_group,
+    make_license,
+    make_user,
+    only_in,
+    patch,
+    post,
+)
 from tokens.catalogue import Permission as P
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
-
-
-def patch(client, path, body):
-    return client.patch(path, body, content_type="application/json")
-
-
-def post(client, path, body):
-    return client.post(path, body, content_type="application/json")
-
-
-def assert_invalid(response, *fields):
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"] == "Invalid request"
-    for field in fields:
-        assert field in body["details"], body
-    return body["details"]
 
 
 @pytest.fixture
