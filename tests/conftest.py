@@ -103,6 +103,14 @@ def beta_client(tenant_beta):
 
 
 @pytest.fixture
+def admin_client(alpha_client, admin_password):
+    """alpha's test client, logged into its admin as the tenant's first administrator
+    (replaces pytest-django's admin_client, which knows nothing of tenants)."""
+    assert alpha_client.login(username="alpha-admin", password=admin_password)
+    return alpha_client
+
+
+@pytest.fixture
 def in_alpha(tenant_alpha):
     """Run the test body in alpha's schema (for writing rows directly)."""
     with schema_context("alpha"):

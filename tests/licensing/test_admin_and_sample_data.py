@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client(alpha_client, admin_password):
-    assert alpha_client.login(username="alpha-admin", password=admin_password)
-    return alpha_client
-
-
-@pytest.fixture
 def rows(tenant_alpha):
     with schema_context("alpha"):
         plan = make_plan(entitlements=["export"])

@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 URL = "/admin/tokens/securitydashboard/"
 
 
-@pytest.fixture
-def admin_client(alpha_client, admin_password):
-    assert alpha_client.login(username="alpha-admin", password=admin_password)
-    return alpha_client
-
-
 def staff_user(username, *perms):
     with schema_context("alpha"):
         user = get_user_model().objects.create_user(

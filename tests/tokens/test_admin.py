@@ -81,12 +81,6 @@ def html(response) -> str:
 
 
 @pytest.fixture
-def admin_client(alpha_client, admin_password):
-    assert alpha_client.login(username="alpha-admin", password=admin_password)
-    return alpha_client
-
-
-@pytest.fixture
 def owner(in_alpha):
     return get_user_model().objects.create_user(
         "crm-robot", email="crm@alpha.example", first_name="CRM", last_name="Robot"
