@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.client_address import client_address
+from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens import services
 from tokens.api.authentication import refuse
 from tokens.api.serializers import (
@@ -15,16 +16,6 @@ from tokens.api.serializers import (
 )
 from tokens.catalogue import Permission
 from tokens.models import UserToken
-
-try:  # the per-address abuse throttle (rate-limiting work); absent, nothing is throttled
-    from tenants.throttling import count_failed_attempt, guard_against_guessing
-except ImportError:  # pragma: no cover
-
-    def guard_against_guessing(request, scope):
-        return None
-
-    def count_failed_attempt(request, scope):
-        return None
 
 
 class CredentialView(APIView):
@@ -52,12 +43,10 @@ class CredentialView(APIView):
 class TokenExchangeView(CredentialView):
     """POST /v1/auth/token: a User Token secret for an access and a refresh token."""
 
-    serializer_class, field, scope, stage = (
-        ExchangeSerializer,
-        "user_token",
-        "token_exchange",
-        "exchange",
-    )
+    serializer_class = ExchangeSerializer
+    field = "user_token"
+    scope = "token_exchange"
+    stage = "exchange"
 
     def exchange(self, secret, request):
         return services.exchange_user_token(
@@ -68,12 +57,10 @@ class TokenExchangeView(CredentialView):
 class TokenRefreshView(CredentialView):
     """POST /v1/auth/refresh: a refresh token (spent by this call) for a new pair."""
 
-    serializer_class, field, scope, stage = (
-        RefreshSerializer,
-        "refresh_token",
-        "token_refresh",
-        "refresh",
-    )
+    serializer_class = RefreshSerializer
+    field = "refresh_token"
+    scope = "token_refresh"
+    stage = "refresh"
 
     def exchange(self, raw, request):
         return services.rotate_refresh_token(raw, address=client_address(request), request=request)
