@@ -1,8 +1,10 @@
 from datetime import datetime
 
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.utils import get_public_schema_name
 
 
 class RequestPeriod(models.TextChoices):
@@ -37,6 +39,12 @@ class Tenant(TenantMixin):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.schema_name})"
+
+    def delete(self, *args, **kwargs):
+        # The last guard under tenants.services.delete_tenant: never DROP SCHEMA public.
+        if self.schema_name == get_public_schema_name():
+            raise PermissionDenied("The public tenant cannot be deleted.")
+        return super().delete(*args, **kwargs)
 
     def licence_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())

@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.utils import timezone
@@ -162,13 +163,14 @@ def provision_tenant(
                 )
     except BaseException:
         logger.exception("Provisioning tenant %s failed; removing what was created", schema_name)
-        _remove_failed_tenant(tenant)
+        _drop_tenant(tenant)
         raise
     logger.info("Provisioned tenant %s on %s", schema_name, domain)
     return tenant
 
 
-def _remove_failed_tenant(tenant: Tenant) -> None:
+def _drop_tenant(tenant: Tenant) -> None:
+    """Remove a tenant's row, domains and schema (a failed provisioning's, or a deletion's)."""
     connection.set_schema_to_public()
     with connection.cursor() as cursor:
         # Fire deferred foreign-key checks now: PostgreSQL refuses to drop tables with them pending.
@@ -197,3 +199,70 @@ def set_tenant_licence(
     tenant.save(update_fields=["request_limit", "request_period", "expires_at"])
     logger.info("Licence of tenant %s changed", tenant.schema_name)
     return tenant
+
+
+# --- Protecting tenants: the public tenant is the platform itself; deleting one drops its data.
+
+
+def is_public_tenant(tenant: Tenant) -> bool:
+    return tenant.schema_name == get_public_schema_name()
+
+
+def refuse_public_tenant(tenant: Tenant | None, action: str) -> None:
+    """PermissionDenied if `tenant` is the public one: it holds the platform itself."""
+    if tenant is not None and is_public_tenant(tenant):
+        raise PermissionDenied(f"The public tenant and its domains cannot be {action}.")
+
+
+def rename_tenant(tenant: Tenant, name: str) -> Tenant:
+    """Change a tenant's display name; the public tenant keeps its own."""
+    refuse_public_tenant(tenant, "renamed")
+    name = name.strip()
+    if not name:
+        raise ValidationError("The tenant name must not be empty.")
+    tenant.name = name
+    tenant.save(update_fields=["name"])
+    return tenant
+
+
+def save_domain(domain: Domain) -> Domain:
+    """Add or change a domain; those of the public tenant (before or after the change) are fixed."""
+    stored = Domain.objects.select_related("tenant").filter(pk=domain.pk).first()
+    refuse_public_tenant(stored.tenant if stored else None, "renamed")
+    refuse_public_tenant(domain.tenant, "renamed")
+    domain.domain = domain.domain.strip().lower()
+    domain.full_clean()
+    domain.save()
+    return domain
+
+
+def delete_domain(domain: Domain) -> None:
+    refuse_public_tenant(domain.tenant, "deleted")
+    domain.delete()
+
+
+def tenant_contents(tenant: Tenant) -> list[tuple[str, int]]:
+    """What deleting `tenant` destroys: (kind, number of rows) for each table of its schema."""
+    own_apps = [app for app in settings.TENANT_APPS if app not in settings.SHARED_APPS]
+    models = [get_user_model()] + [
+        model
+        for model in apps.get_models()
+        if model._meta.app_config.name in own_apps and model._meta.managed and not model._meta.proxy
+    ]
+    with tenant_context(tenant):
+        return [(str(model._meta.verbose_name_plural), model.objects.count()) for model in models]
+
+
+def delete_tenant(tenant: Tenant, *, confirmation: str) -> None:
+    """Drop a tenant's schema (all its users, licences, tokens and records) and its domains.
+
+    `confirmation` must be the tenant's schema name, typed by whoever asked for the deletion.
+    """
+    refuse_public_tenant(tenant, "deleted")
+    if confirmation.strip() != tenant.schema_name:
+        raise ValidationError(
+            f"Type the schema name {tenant.schema_name!r} to confirm the deletion."
+        )
+    with transaction.atomic():
+        _drop_tenant(tenant)
+    logger.warning("Deleted tenant %s and its schema", tenant.schema_name)
