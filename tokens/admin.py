@@ -1,13 +1,18 @@
 """The tenant administrator's pages for User Tokens: the only place tokens are created.
 
-Creating, updating, refreshing and (de)activating go through tokens.services, like the API.
-A new secret lives only in the response that shows it once: never in the session, the messages,
-the admin history or a log.
+Creating, updating, refreshing and (de)activating go through tokens.services, like the API, and
+what an administrator may grant is bounded by their own admin rights (services.check_admin_grant).
+A new secret is shown once, on the page the POST that made it redirects to (SecretHandoff); never
+in the messages, the admin history or a log, and never again on a reload.
 """
 
+import secrets
+import time
+import uuid
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
@@ -25,9 +30,74 @@ from tokens import services
 from tokens.forms import UserTokenAddForm, UserTokenForm
 from tokens.models import UserToken
 
-# The request attribute that carries a new secret from save_model to response_add (same request).
-_NEW_SECRET = "_user_token_new_secret"
 EDITABLE_FIELDS = ("name", "permissions", "expires_at", "allowed_ips")
+# Fields no changelist lookup may touch: filtering on them would confirm or guess a digest.
+UNSEARCHABLE_FIELDS = frozenset({"digest", "key_id"})
+
+
+class SecretHandoff:
+    """Carries a new secret from the POST that made it to the one GET that shows it
+    (POST-redirect-GET), so a reload never creates or refreshes again and shows nothing.
+
+    The session (stored server side) holds only the secret XOR a random one-time pad; the pad
+    travels in a short-lived HttpOnly cookie limited to that token's secret page. Neither reveals
+    the secret alone; the GET that shows it removes both, and after MAX_AGE seconds it is gone.
+    """
+
+    SESSION_KEY = "user_token_new_secrets"
+    MAX_AGE = 300
+
+    def __init__(self, token_id: int):
+        self.token_id = str(token_id)
+        self.path = reverse("admin:tokens_usertoken_secret", args=[token_id])
+        self.cookie = f"user_token_pad_{token_id}"
+
+    def _pending(self, request) -> dict:
+        now = time.time()
+        pending = request.session.get(self.SESSION_KEY, {})
+        return {key: entry for key, entry in pending.items() if entry["until"] > now}
+
+    def redirect(self, request, secret: str, *, refreshed: bool):
+        """The answer to the POST: remember the masked secret, send the browser to its page."""
+        pad = secrets.token_bytes(16)
+        masked = bytes(a ^ b for a, b in zip(uuid.UUID(secret).bytes, pad, strict=True))
+        pending = self._pending(request)
+        pending[self.token_id] = {
+            "masked": masked.hex(),
+            "refreshed": refreshed,
+            "until": time.time() + self.MAX_AGE,
+        }
+        request.session[self.SESSION_KEY] = pending
+        response = HttpResponseRedirect(self.path)
+        response.set_cookie(
+            self.cookie,
+            pad.hex(),
+            max_age=self.MAX_AGE,
+            path=self.path,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Strict",
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def take(self, request) -> tuple[str, bool] | None:
+        """(secret, refreshed) once; None when it was shown already, expired or never made here."""
+        pending = self._pending(request)
+        entry = pending.pop(self.token_id, None)
+        request.session[self.SESSION_KEY] = pending
+        try:
+            pad = bytes.fromhex(request.COOKIES.get(self.cookie, ""))
+            masked = bytes.fromhex(entry["masked"]) if entry else b""
+        except ValueError:
+            return None
+        if entry is None or len(pad) != len(masked):
+            return None
+        secret = uuid.UUID(bytes=bytes(a ^ b for a, b in zip(masked, pad, strict=True)))
+        return str(secret), entry["refreshed"]
+
+    def forget(self, response) -> None:
+        response.delete_cookie(self.cookie, path=self.path, samesite="Strict")
 
 
 class ExpiryFilter(admin.SimpleListFilter):
@@ -153,32 +223,51 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = self.add_form
-        return super().get_form(request, obj, change=change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user  # a class made for this request: what this admin may grant
+        return form
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if lookup.split("__", 1)[0] in UNSEARCHABLE_FIELDS:
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS}
         if not change:
+            owner = form.cleaned_data["user"]
+            services.check_admin_grant(request.user, owner=owner, permissions=fields["permissions"])
             token, secret = services.create_user_token(
-                owner=form.cleaned_data["user"], created_by=request.user, **fields
+                owner=owner, created_by=request.user, **fields
             )
             obj.pk = token.pk
             obj.refresh_from_db()
             obj._state.adding = False
-            setattr(request, _NEW_SECRET, secret)
+            request._user_token_secret = secret  # for response_add, in this same request
             return
         # Apply the changes to the row as it is now (locked), so a concurrent Refresh is not undone.
         with transaction.atomic():
             current = UserToken.objects.select_for_update().get(pk=obj.pk)
+            services.check_admin_change(
+                request.user, before=current.permissions, after=fields["permissions"]
+            )
             services.update_user_token(
                 current, actor=request.user, via="admin", request=request, **fields
             )
         obj.refresh_from_db()
 
     def response_add(self, request, obj, post_url_continue=None):
-        secret = getattr(request, _NEW_SECRET, None)
-        if secret is None:  # pragma: no cover (save_model always sets it)
-            return super().response_add(request, obj, post_url_continue)
-        return self.secret_response(request, obj, secret, refreshed=False)
+        # save_model made the token in this same request; its page shows the secret once.
+        return SecretHandoff(obj.pk).redirect(request, request._user_token_secret, refreshed=False)
+
+    def may_refresh(self, request, token: UserToken) -> bool:
+        try:
+            services.check_admin_grant(
+                request.user, owner=token.owner, permissions=token.permissions
+            )
+        except PermissionDenied:
+            return False
+        return True
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if add:
@@ -186,7 +275,11 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
         elif obj is not None and self.has_change_permission(request, obj):
             context.update(
                 token_actions=True,
-                refresh_url=reverse(f"admin:{self._url_name('refresh')}", args=[obj.pk]),
+                refresh_url=(
+                    reverse(f"admin:{self._url_name('refresh')}", args=[obj.pk])
+                    if self.may_refresh(request, obj)
+                    else None
+                ),
                 deactivate_url=reverse(f"admin:{self._url_name('deactivate')}", args=[obj.pk]),
                 activate_url=reverse(f"admin:{self._url_name('activate')}", args=[obj.pk]),
             )
@@ -238,6 +331,11 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
                 name=self._url_name("refresh"),
             ),
             path(
+                "<path:object_id>/secret/",
+                wrap(self.secret_view),
+                name=self._url_name("secret"),
+            ),
+            path(
                 "<path:object_id>/deactivate/",
                 wrap(self.deactivate_view),
                 name=self._url_name("deactivate"),
@@ -265,6 +363,8 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
 
     def refresh_view(self, request, object_id):
         token = self._changeable_token(request, object_id)
+        # Refreshing hands over a working secret: the same bounds as creating the token.
+        services.check_admin_grant(request.user, owner=token.owner, permissions=token.permissions)
         if request.method == "POST":
             secret = services.refresh_user_token(
                 token, actor=request.user, via="admin", request=request
@@ -275,7 +375,7 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
                 "Refreshed the secret: every access and refresh token issued before stopped "
                 "working.",
             )
-            return self.secret_response(request, token, secret, refreshed=True)
+            return SecretHandoff(token.pk).redirect(request, secret, refreshed=True)
         context = {
             **self.admin_site.each_context(request),
             "title": "Refresh the secret?",
@@ -324,8 +424,31 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             messages.SUCCESS,
         )
 
+    def secret_view(self, request, object_id):
+        """The one page that ever shows a secret, once: the GET after Add or Refresh."""
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        token = self.get_object(request, unquote(object_id))
+        if token is None:
+            raise Http404("No such user token.")
+        handoff = SecretHandoff(token.pk)
+        taken = handoff.take(request)
+        if taken is None:
+            self.message_user(
+                request,
+                "A secret is shown only once, right after it is made, and is stored nowhere. "
+                "If it was lost, refresh the token to issue a new one.",
+                messages.WARNING,
+            )
+            response = HttpResponseRedirect(change_url(token))
+        else:
+            secret, refreshed = taken
+            response = self.secret_response(request, token, secret, refreshed=refreshed)
+        handoff.forget(response)
+        return response
+
     def secret_response(self, request, token: UserToken, secret: str, *, refreshed: bool):
-        """The one page that ever shows a secret: rendered in the response, stored nowhere."""
+        """The page showing a secret: rendered in the response, never cached."""
         context = {
             **self.admin_site.each_context(request),
             "title": "New secret" if refreshed else "User token created",

@@ -9,11 +9,12 @@ import re
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from tokens import services
 from tokens.catalogue import PRESET_PERMISSIONS, Preset, grouped_by_category
 from tokens.models import UserToken
 
@@ -116,14 +117,12 @@ class OwnerChoiceField(forms.ModelChoiceField):
         return f"{obj.get_username()} ({detail})" if detail else obj.get_username()
 
 
-def active_users():
-    # The query runs in the current tenant's schema, so only this tenant's users are offered.
-    return get_user_model().objects.filter(is_active=True).order_by("username")
-
-
 class UserTokenForm(forms.ModelForm):
     """The change form: name, permissions, expiry and networks. Saving goes through the services
-    (see UserTokenAdmin.save_model), never through form.save()."""
+    (see UserTokenAdmin.save_model), never through form.save(). `actor`, the administrator
+    filling it in, is set by the admin (UserTokenAdmin.get_form)."""
+
+    actor = None
 
     permissions = forms.MultipleChoiceField(
         choices=permission_choices,
@@ -151,16 +150,28 @@ class UserTokenForm(forms.ModelForm):
             ),
         }
 
+    def clean_permissions(self):
+        # Only what the administrator may grant (a new token held nothing before).
+        permissions = self.cleaned_data["permissions"]
+        try:
+            services.check_admin_change(
+                self.actor, before=self.instance.permissions, after=permissions
+            )
+        except PermissionDenied as refused:
+            raise ValidationError(str(refused)) from None
+        return permissions
+
 
 class UserTokenAddForm(UserTokenForm):
     """The add form: also the owner (field `user`) and the presets."""
 
     user = OwnerChoiceField(
-        queryset=active_users(),
+        queryset=get_user_model().objects.none(),
         label="User",
         help_text=(
             "The owner: requests made with this token act as this user. Only active users are "
-            "listed; deactivating the user stops the token too."
+            "listed (and, unless you are a superuser, no other administrator); deactivating the "
+            "user stops the token too."
         ),
     )
     permissions = forms.MultipleChoiceField(
@@ -178,8 +189,9 @@ class UserTokenAddForm(UserTokenForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # A fresh queryset per form, evaluated in the schema of the request being served.
-        self.fields["user"].queryset = active_users()
+        # A fresh queryset per form, evaluated in the schema of the request being served: the
+        # active users of this tenant whose tokens the administrator may create.
+        self.fields["user"].queryset = services.owners_manageable_by(self.actor)
 
     def clean_expires_at(self):
         expires_at = self.cleaned_data.get("expires_at")

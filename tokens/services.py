@@ -8,14 +8,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 
 from tokens import hashing, signals
-from tokens.catalogue import ALL_PERMISSIONS
+from tokens.catalogue import ALL_PERMISSIONS, Permission
 from tokens.jwt import (
     GENERATION_CLAIM,
     TENANT_CLAIM,
@@ -348,3 +350,81 @@ def prune_spent_refresh_tokens() -> int:
     """Forget spent refresh tokens that have expired anyway."""
     deleted, _ = SpentRefreshToken.objects.filter(expires_at__lt=timezone.now()).delete()
     return deleted
+
+
+# --- What an administrator may hand out through the admin (the admin's forms and views call these)
+
+# The Django permissions an admin account needs to grant each token permission: a token can do
+# through the API only what whoever creates or refreshes it could do in the admin.
+GRANTING_RIGHTS: dict[Permission, tuple[str, ...]] = {
+    Permission.VIEW_USERS: ("auth.view_user",),
+    Permission.CREATE_USERS: ("auth.add_user",),
+    Permission.EDIT_USERS: ("auth.change_user",),
+    Permission.DELETE_USERS: ("auth.delete_user",),
+    Permission.EDIT_USER_TOKENS: ("tokens.change_usertoken",),
+    Permission.VIEW_PRODUCTS: ("licensing.view_product", "licensing.view_plan"),
+    Permission.EDIT_PRODUCTS: (
+        "licensing.add_product",
+        "licensing.change_product",
+        "licensing.add_plan",
+        "licensing.change_plan",
+    ),
+    Permission.VIEW_LICENSES: ("licensing.view_license",),
+    Permission.EDIT_LICENSES: ("licensing.add_license", "licensing.change_license"),
+    Permission.VIEW_CUSTOMERS: ("licensing.view_customer",),
+    Permission.CREATE_GROUPS: ("licensing.add_group",),
+    Permission.EDIT_GROUPS: ("licensing.change_group",),
+    Permission.DELETE_GROUPS: ("licensing.delete_group",),
+}
+
+
+def is_administrator(user: AbstractBaseUser) -> bool:
+    return bool(user.is_staff or user.is_superuser)
+
+
+def may_manage_tokens_of(actor: AbstractBaseUser, owner: AbstractBaseUser) -> bool:
+    """A staff user creates or refreshes only their own tokens and those of non-staff users;
+    a superuser those of anyone."""
+    return actor.is_superuser or owner.pk == actor.pk or not is_administrator(owner)
+
+
+def owners_manageable_by(actor: AbstractBaseUser):
+    """The active users of this tenant whose tokens `actor` may create (the add form's owners)."""
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    if actor.is_superuser:
+        return users
+    return users.filter(Q(pk=actor.pk) | Q(is_staff=False, is_superuser=False))
+
+
+def ungrantable_permissions(actor: AbstractBaseUser, permissions) -> list[str]:
+    """The codes among `permissions` that `actor` lacks the admin rights to grant."""
+    return sorted(
+        code for code in set(permissions) if not actor.has_perms(GRANTING_RIGHTS[Permission(code)])
+    )
+
+
+def _refuse_ungrantable(actor: AbstractBaseUser, permissions) -> None:
+    refused = ungrantable_permissions(actor, permissions)
+    if refused:
+        labels = ", ".join(Permission(code).label for code in refused)
+        raise PermissionDenied(
+            f"Your admin account lacks the rights to grant: {labels}. A token can do only what "
+            "whoever creates or refreshes it may do in the admin."
+        )
+
+
+def check_admin_grant(actor: AbstractBaseUser, *, owner: AbstractBaseUser, permissions) -> None:
+    """Refuse (PermissionDenied) a token `actor` may not create or refresh in the admin: one owned
+    by another administrator (unless `actor` is a superuser), or one with permissions beyond
+    `actor`'s own admin rights (GRANTING_RIGHTS)."""
+    if not may_manage_tokens_of(actor, owner):
+        raise PermissionDenied(
+            "Only a superuser may create or refresh the tokens of another administrator."
+        )
+    _refuse_ungrantable(actor, permissions)
+
+
+def check_admin_change(actor: AbstractBaseUser, *, before, after) -> None:
+    """Refuse (PermissionDenied) a change that adds permissions beyond `actor`'s admin rights;
+    permissions the token held already are kept whoever edits it."""
+    _refuse_ungrantable(actor, set(after) - set(before))

@@ -215,7 +215,7 @@ def test_a_whole_scenario_leaks_no_secret(
     assert refreshed.status_code == 200
     secrets.append(refreshed.json()["user_token"])
     assert alpha_client.login(username="alpha-admin", password=admin_password)
-    page = alpha_client.post(f"/admin/tokens/usertoken/{target.pk}/refresh/")
+    page = alpha_client.post(f"/admin/tokens/usertoken/{target.pk}/refresh/", follow=True)
     assert page.status_code == 200
     secrets += UUID_RE.findall(page.content.decode())  # the secret shown once
     assert alpha_client.get("/admin/tokens/securitydashboard/").status_code == 200

@@ -132,10 +132,24 @@ def secret_on(response) -> str:
     return values["user-token-value"].strip()
 
 
+def secret_url(token_or_id) -> str:
+    return f"/admin/tokens/usertoken/{getattr(token_or_id, 'pk', token_or_id)}/secret/"
+
+
+def shown_after_redirect(client, response):
+    """POST-redirect-GET: the POST answers a redirect to the secret page; its GET shows it once."""
+    assert response.status_code == 302, response.content[:2000]
+    assert response["Location"].endswith("/secret/")
+    assert "no-store" in response["Cache-Control"]
+    assert "user-token-value" not in html(response)
+    page = client.get(response["Location"])
+    assert page.status_code == 200, page.content[:2000]
+    return page
+
+
 def create_via_admin(client, owner, **overrides):
-    """Post the add form; returns (response, secret, stored token)."""
-    response = client.post(ADD_URL, add_data(owner, **overrides))
-    assert response.status_code == 200, response.content[:2000]
+    """Post the add form, follow the redirect; returns (secret page, secret, stored token)."""
+    response = shown_after_redirect(client, client.post(ADD_URL, add_data(owner, **overrides)))
     secret = secret_on(response)
     with schema_context("alpha"):
         token = UserToken.objects.get(digest=hashing.digest(secret))
@@ -453,8 +467,7 @@ def test_refresh_asks_for_confirmation_then_shows_a_new_secret_once(
     with schema_context("alpha"):
         assert UserToken.objects.get(pk=token.pk).generation == token.generation  # GET: no change
 
-    response = admin_client.post(refresh_url)
-    assert response.status_code == 200
+    response = shown_after_redirect(admin_client, admin_client.post(refresh_url))
     new_secret = secret_on(response)
     assert uuid.UUID(new_secret).version == 4 and new_secret != old_secret
     assert html(response).count(new_secret) == 1
