@@ -1,5 +1,6 @@
-"""The tenant administrator's pages for the licensing domain. New licences are issued through the
-same service as the API, so the admin cannot create a key the API would not."""
+"""The tenant administrator's pages for the licensing domain. Every save goes through
+licensing.services, like the API's: the admin cannot write what the API would refuse (a licence
+key of its own making, a plan moved to another product, a group past its rules)."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,8 +23,39 @@ from tenants.admin import SchemaScopedAdmin
 TIMESTAMPS = ("created_at", "updated_at")
 
 
+def changes(form) -> dict:
+    """The fields the administrator changed, as the form cleaned them."""
+    return {
+        name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data
+    }
+
+
+class ServiceSavedAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+    """Saves through licensing.services: the function named `create_service` is called with the
+    form's fields for a new object, `update_service` with the row as stored (so a rule comparing
+    old and new values sees the old ones) and the changed fields."""
+
+    create_service: str
+    update_service: str
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            stored = type(obj).objects.get(pk=obj.pk)
+            saved = getattr(services, self.update_service)(stored, **changes(form))
+        else:
+            fields = {name: form.cleaned_data[name] for name in form.fields}
+            saved = getattr(services, self.create_service)(**fields)
+        obj.pk, obj._state.adding = saved.pk, False
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        # Many-to-many fields were saved by the service; only inline formsets are left.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
 @admin.register(Group)
-class GroupAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+class GroupAdmin(ServiceSavedAdmin):
     list_display = ("name", "max_licenses_per_member", "member_count", "updated_at")
     search_fields = ("name", "description", "members__username", "members__email")
     filter_horizontal = ("members",)
@@ -35,9 +67,19 @@ class GroupAdmin(SchemaScopedAdmin, admin.ModelAdmin):
         ("History", {"fields": TIMESTAMPS}),
     )
 
+    create_service = "create_group"
+    update_service = "update_group"
+
     @admin.display(description="Members")
     def member_count(self, obj):
         return obj.members.count()
+
+    def delete_model(self, request, obj):
+        services.delete_group(obj)
+
+    def delete_queryset(self, request, queryset):
+        for group in queryset:
+            services.delete_group(group)
 
 
 class EntitlementsField(forms.CharField):
@@ -69,35 +111,58 @@ class PlanForm(forms.ModelForm):
         fields = ("product", "code", "name", "duration_days", "max_activations", "entitlements")
 
 
+PLAN_FIELDS = ("code", "name", "duration_days", "max_activations", "entitlements")
+
+
 class PlanInline(SchemaScopedAdmin, admin.TabularInline):
     model = Plan
     form = PlanForm
     extra = 0
-    fields = ("code", "name", "duration_days", "max_activations", "entitlements")
+    fields = PLAN_FIELDS
     show_change_link = True
 
 
 @admin.register(Product)
-class ProductAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+class ProductAdmin(ServiceSavedAdmin):
     list_display = ("name", "code", "active", "plan_count", "created_at")
     list_filter = ("active",)
     search_fields = ("code", "name", "description")
     readonly_fields = TIMESTAMPS
     inlines = [PlanInline]
+    create_service = "create_product"
+    update_service = "update_product"
 
     @admin.display(description="Plans")
     def plan_count(self, obj):
         return obj.plans.count()
 
+    def save_formset(self, request, form, formset, change):
+        """The product's plans, through the same services as the plan pages and the API."""
+        formset.save(commit=False)  # sorts its forms into new, changed and deleted plans
+        for plan in formset.new_objects:
+            fields = {name: getattr(plan, name) for name in PLAN_FIELDS}
+            plan.pk = services.create_plan(product=form.instance, **fields).pk
+        for plan, changed in formset.changed_objects:
+            stored = Plan.objects.get(pk=plan.pk)
+            services.update_plan(stored, **{name: getattr(plan, name) for name in changed})
+        for plan in formset.deleted_objects:
+            plan.delete()
+
 
 @admin.register(Plan)
-class PlanAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+class PlanAdmin(ServiceSavedAdmin):
     form = PlanForm
     list_display = ("name", "code", "product", "duration", "max_activations", "created_at")
     list_filter = ("product",)
     search_fields = ("code", "name", "product__code", "product__name")
     list_select_related = ("product",)
     readonly_fields = TIMESTAMPS
+    create_service = "create_plan"
+    update_service = "update_plan"
+
+    def get_readonly_fields(self, request, obj=None):
+        # Licences issued under a plan refer to its product too: it is fixed once the plan exists.
+        return self.readonly_fields + (("product",) if obj else ())
 
     @admin.display(description="Duration")
     def duration(self, obj):
@@ -117,11 +182,13 @@ class CustomerLicenseInline(SchemaScopedAdmin, admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+class CustomerAdmin(ServiceSavedAdmin):
     list_display = ("name", "email", "external_id", "created_at")
     search_fields = ("name", "email", "external_id", "notes")
     readonly_fields = TIMESTAMPS
     inlines = [CustomerLicenseInline]
+    create_service = "create_customer"
+    update_service = "update_customer"
 
 
 class ExpiryFilter(admin.SimpleListFilter):

@@ -271,6 +271,16 @@ def create_customer(
     return _saved(Customer(name=name, email=email, external_id=external_id, notes=notes))
 
 
+@transaction.atomic
+def update_customer(customer: Customer, **changes: Any) -> Customer:
+    refused = set(changes) - {"name", "email", "external_id", "notes"}
+    if refused:
+        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    return _saved(customer)
+
+
 # --- Licences
 
 
