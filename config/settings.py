@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded_postgres import settings_for as embedded_database
@@ -140,6 +141,8 @@ MIDDLEWARE = [
     # HTTPS redirect and secure headers around everything below, error answers included.
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on the admin and /v1/docs pages (scripts and styles from files only).
+    "config.content_security.ContentSecurityPolicyMiddleware",
     # Expired licence -> 403 on /v1/; X-RateLimit-* headers on every /v1/ answer.
     "tenants.throttling.TenantLicenceMiddleware",
     "config.errors.ApiErrorMiddleware",
@@ -162,7 +165,10 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Django's own admin templates come before django-tenants' copies of the index and app
+        # list, which carry inline styles the Content-Security-Policy refuses (and mark apps of
+        # the other schema type, which tenants.admin.SchemaScopedAdmin hides anyway).
+        "DIRS": [BASE_DIR / "templates", Path(django.__file__).parent / "contrib/admin/templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -239,6 +245,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 SESSION_COOKIE_HTTPONLY = True
+# Admin sessions end after this long without a request (each request starts the time again).
+ADMIN_SESSION_IDLE_SECONDS = env_int("ADMIN_SESSION_IDLE_SECONDS", 8 * 3600)
+if ADMIN_SESSION_IDLE_SECONDS < 60:
+    raise ImproperlyConfigured("ADMIN_SESSION_IDLE_SECONDS must be at least 60.")
+SESSION_COOKIE_AGE = ADMIN_SESSION_IDLE_SECONDS
+SESSION_SAVE_EVERY_REQUEST = True  # only sessions that exist: API requests carry none
 
 # --- Security headers, HTTPS and request limits (`check --deploy` clean; see docs/security.md)
 

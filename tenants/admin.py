@@ -200,6 +200,9 @@ class TenantAdmin(SchemaScopedAdmin, TenantAdminMixin, admin.ModelAdmin):
         ("Platform licence", {"fields": ("request_limit", "request_period", "expires_at")}),
     )
 
+    class Media:
+        css = {"all": ["tenants/admin.css"]}
+
     def get_actions(self, request):
         # Deleting tenants drops their schemas: one at a time, confirmed by name (delete_view).
         actions = super().get_actions(request)

@@ -284,16 +284,28 @@ def _count_failure(request) -> None:
         logger.exception("Could not count a failed authentication for alerts")
 
 
+def _typed_username(credentials) -> dict:
+    """The username of a failed login, kept only when it is an existing user's: what else was
+    typed there (a password in the wrong field, someone's email) is not recorded."""
+    User = get_user_model()
+    username = (credentials or {}).get(User.USERNAME_FIELD)
+    if (
+        isinstance(username, str)
+        and User._default_manager.filter(**{User.USERNAME_FIELD: username}).exists()
+    ):
+        return {"username": username}
+    return {"unknown_username": True}
+
+
 @guarded
 def on_admin_login_failed(sender, *, credentials=None, request=None, **kw):
     if request is None or not in_tenant():
         return
-    username = str((credentials or {}).get("username", ""))[:150]
     record(
         Kind.AUTHENTICATION_FAILED,
         request=request,
         reason="bad_credentials",
-        details={"stage": "admin_login", "username": username},
+        details={"stage": "admin_login", **_typed_username(credentials)},
     )
     _count_failure(request)
 

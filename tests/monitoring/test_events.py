@@ -256,6 +256,21 @@ def test_failed_admin_login(alpha_client, address):
     assert "wrong" not in str(event.details)
 
 
+@pytest.mark.parametrize(
+    "typed", ["Hunter2-typed-in-the-wrong-field", "ALPHA-ADMIN", "someone@example.com"]
+)
+def test_a_failed_admin_login_stores_no_unknown_username(alpha_client, address, typed):
+    response = alpha_client.post(
+        "/admin/login/", {"username": typed, "password": "wrong"}, REMOTE_ADDR=address
+    )
+    assert response.status_code in (200, 429)
+    event = one_event(Kind.AUTHENTICATION_FAILED)
+    assert event.details == {"stage": "admin_login", "unknown_username": True}
+    with schema_context("alpha"):
+        stored = str(list(SecurityEvent.objects.values()))
+    assert typed not in stored and typed.lower() not in stored
+
+
 def test_events_stay_in_their_tenant(make_user_token, beta_client):
     _, secret = make_user_token("alpha")
     assert exchange(beta_client, secret).status_code == 401  # alpha's token on beta's host
