@@ -526,7 +526,12 @@ class TenantUserAdmin(_BaseUserAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         token_admin = self.admin_site.get_model_admin(UserToken)
-        if obj is not None and obj.is_active and token_admin.has_add_permission(request):
+        if (
+            obj is not None
+            and obj.is_active
+            and token_admin.has_add_permission(request)
+            and services.may_manage_tokens_of(request.user, obj)
+        ):
             add_url = reverse("admin:tokens_usertoken_add")
             context["user_token_add_url"] = f"{add_url}?{urlencode({'user': obj.pk})}"
         return super().render_change_form(request, context, add, change, form_url, obj)

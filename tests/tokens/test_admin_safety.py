@@ -251,3 +251,14 @@ def test_the_digest_cannot_be_filtered_or_searched(admin_client, make_user_token
     assert searched.status_code == 200
     assert "findme" not in html(searched)
     assert "findme" in html(admin_client.get(f"{CHANGELIST_URL}?q=findme"))
+
+
+def test_a_user_page_links_to_the_add_form_only_for_owners_the_staff_may_choose(
+    tenant_alpha, admin_password, owner
+):
+    client = staff_client(tenant_alpha, admin_password, *TOKEN_RIGHTS)
+    grant(client, "auth.view_user")
+    with schema_context("alpha"):
+        superuser = get_user_model().objects.get(username="alpha-admin")
+    assert "user-token-add-link" in html(client.get(f"/admin/auth/user/{owner.pk}/change/"))
+    assert "user-token-add-link" not in html(client.get(f"/admin/auth/user/{superuser.pk}/change/"))
