@@ -57,6 +57,12 @@ class SecretHandoff:
         pending = request.session.get(self.SESSION_KEY, {})
         return {key: entry for key, entry in pending.items() if entry["until"] > now}
 
+    def _keep(self, request, pending: dict) -> None:
+        if pending:
+            request.session[self.SESSION_KEY] = pending
+        else:
+            request.session.pop(self.SESSION_KEY, None)
+
     def redirect(self, request, secret: str, *, refreshed: bool):
         """The answer to the POST: remember the masked secret, send the browser to its page."""
         pad = secrets.token_bytes(16)
@@ -67,7 +73,7 @@ class SecretHandoff:
             "refreshed": refreshed,
             "until": time.time() + self.MAX_AGE,
         }
-        request.session[self.SESSION_KEY] = pending
+        self._keep(request, pending)
         response = HttpResponseRedirect(self.path)
         response.set_cookie(
             self.cookie,
@@ -85,7 +91,7 @@ class SecretHandoff:
         """(secret, refreshed) once; None when it was shown already, expired or never made here."""
         pending = self._pending(request)
         entry = pending.pop(self.token_id, None)
-        request.session[self.SESSION_KEY] = pending
+        self._keep(request, pending)
         try:
             pad = bytes.fromhex(request.COOKIES.get(self.cookie, ""))
             masked = bytes.fromhex(entry["masked"]) if entry else b""
