@@ -176,6 +176,33 @@ def api_client(make_user_token):
     return make
 
 
+class FakeClock:
+    """`licensing.clock.now` in tests: stands still until moved, so heartbeats need no sleeps."""
+
+    def __init__(self, start):
+        self.moment = start
+
+    def __call__(self):
+        return self.moment
+
+    def advance(self, **delta) -> None:
+        from datetime import timedelta
+
+        self.moment += timedelta(**delta)
+
+
+@pytest.fixture
+def licensing_clock(monkeypatch):
+    """The licensing domain's clock, frozen at the test's start; `.advance(seconds=...)`."""
+    from django.utils import timezone
+
+    from licensing import clock
+
+    fake = FakeClock(timezone.now())
+    monkeypatch.setattr(clock, "now", fake)
+    return fake
+
+
 @pytest.fixture
 def admin_password():
     return TEST_PASSWORD
