@@ -518,3 +518,32 @@ def test_delete_deactivates_without_using_the_churn_budget(api_client, alpha_cli
     assert (body["status"], body["deactivation_reason"]) == ("deactivated", "managed")
     activate(alpha_client, licence.key, "two")
     assert deactivate(alpha_client, licence.key, "two").status_code == 204  # budget intact
+
+
+# --- Monitoring
+
+
+def test_refusals_are_security_events(alpha_client, in_alpha):
+    from tokens.models import SecurityEvent
+
+    licence = make_license(make_plan(max_activations=1, max_deactivations=1))
+    activate(alpha_client, licence.key, "one")
+    address = fresh_address()
+    assert (
+        call(
+            alpha_client, "activate", {"key": licence.key, "fingerprint": "two"}, address
+        ).status_code
+        == 409
+    )
+    deactivate(alpha_client, licence.key, "one")
+    activate(alpha_client, licence.key, "three")
+    assert deactivate(alpha_client, licence.key, "three").status_code == 409
+    events = list(
+        SecurityEvent.objects.filter(kind=SecurityEvent.Kind.ACTIVATION_REFUSED).order_by("id")
+    )
+    assert [(e.reason, e.details["license"]) for e in events] == [
+        ("activation_limit", licence.pk),
+        ("deactivation_limit", licence.pk),
+    ]
+    assert events[0].address == address and events[0].path == "/v1/licenses/activate"
+    assert licence.key not in str([e.details for e in events])
