@@ -284,7 +284,7 @@ def update_plan(plan: Plan, **changes: Any) -> Plan:
         setattr(plan, name, value)
     _saved(plan)
     if heartbeat_changed:
-        _reschedule_deaths(plan)
+        reschedule_machine_deaths(plan)
     return plan
 
 
@@ -596,7 +596,7 @@ def heartbeat_deadline(machine: Machine, plan: Plan) -> datetime | None:
     return machine.last_heartbeat_at + timedelta(seconds=plan.heartbeat_seconds)
 
 
-def _reschedule_deaths(plan: Plan) -> None:
+def reschedule_machine_deaths(plan: Plan) -> None:
     """A plan's heartbeat rules changed: every undeactivated machine of its licences dies by the
     new ones, counted from its last heartbeat (one UPDATE)."""
     machines = Machine.objects.filter(license__plan=plan, deactivated_at__isnull=True)

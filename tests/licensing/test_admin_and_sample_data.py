@@ -120,6 +120,8 @@ def test_entitlements_are_typed_as_a_list(admin_client, rows):
         "name": plan.name,
         "duration_days": "",
         "max_activations": "",
+        "heartbeat_grace_seconds": 120,  # the form shows the defaults
+        "revive_seconds": 86400,
         "entitlements": "export, sync ,export,  beta",
     }
     response = admin_client.post(f"/admin/licensing/plan/{plan.pk}/change/", form)
