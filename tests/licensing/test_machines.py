@@ -547,3 +547,30 @@ def test_refusals_are_security_events(alpha_client, in_alpha):
     ]
     assert events[0].address == address and events[0].path == "/v1/licenses/activate"
     assert licence.key not in str([e.details for e in events])
+
+
+# --- manage.py cull_machines
+
+
+def run_command(*args) -> str:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_cull_machines_command(alpha_client, beating, licensing_clock):
+    from django.core.management.base import CommandError
+
+    activate(alpha_client, beating.key, "hw")
+    licensing_clock.advance(seconds=91)
+    out = run_command("cull_machines", "--all-tenants")
+    assert "alpha: 1 machine marked dead." in out and "beta: 0 machines marked dead." in out
+    assert run_command("cull_machines", "--tenant", "alpha") == "alpha: 0 machines marked dead.\n"
+    with pytest.raises(CommandError, match="one of the arguments --tenant --all-tenants"):
+        run_command("cull_machines")
+    with pytest.raises(CommandError, match="No tenant 'nope'"):
+        run_command("cull_machines", "--tenant", "nope")
