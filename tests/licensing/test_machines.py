@@ -574,3 +574,41 @@ def test_cull_machines_command(alpha_client, beating, licensing_clock):
         run_command("cull_machines")
     with pytest.raises(CommandError, match="No tenant 'nope'"):
         run_command("cull_machines", "--tenant", "nope")
+
+
+# --- Plans carry the machine rules
+
+
+def test_plans_api_takes_the_machine_rules(api_client, in_alpha):
+    from tests.licensing.factories import make_product, post
+
+    client = api_client("alpha", ["edit_products", "view_products"])
+    product = make_product()
+    body = {
+        "product": product.pk,
+        "code": "beating",
+        "name": "Beating",
+        "max_activations": 2,
+        "max_deactivations": 3,
+        "heartbeat_seconds": 600,
+        "heartbeat_grace_seconds": 60,
+        "revive_seconds": 3600,
+    }
+    created = post(client, "/v1/plans", body)
+    assert created.status_code == 201, created.content
+    assert {name: created.json()[name] for name in body} == body
+    defaults = post(client, "/v1/plans", {"product": product.pk, "code": "plain", "name": "P"})
+    assert {
+        name: defaults.json()[name]
+        for name in ("max_deactivations", "heartbeat_seconds", "heartbeat_grace_seconds")
+    } == {"max_deactivations": None, "heartbeat_seconds": None, "heartbeat_grace_seconds": 120}
+    nested = client.get(f"/v1/products/{product.pk}").json()["plans"][0]
+    assert nested["heartbeat_seconds"] == 600
+    for field, value in [
+        ("max_deactivations", 0),
+        ("heartbeat_seconds", 0),
+        ("heartbeat_grace_seconds", -1),
+        ("revive_seconds", "soon"),
+    ]:
+        response = post(client, "/v1/plans", {**body, "code": f"bad-{field}", field: value})
+        assert response.status_code == 400 and field in response.json()["details"], field
