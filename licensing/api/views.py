@@ -318,7 +318,12 @@ def limit_reached(message: str, retry_after: int | None = None) -> Response:
 
 
 class LicenseActivationView(APIView):
-    """POST /v1/licenses/activate: a client application binds its licence to this machine."""
+    """A client application binds its licence to this machine (its fingerprint).
+
+    201: activated, one of the plan's `max_activations` slots taken. 200: the machine, already
+    active with this fingerprint (idempotent), or the licence's validation code when it is not
+    VALID. 409: every slot is taken.
+    """
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -342,7 +347,13 @@ class LicenseActivationView(APIView):
 
 
 class LicenseHeartbeatView(APIView):
-    """POST /v1/licenses/heartbeat: an activated machine says it is still running."""
+    """An activated machine says it is still running.
+
+    200: the machine with its next `heartbeat_deadline` (revived if it was dead for less than the
+    plan's `revive_seconds` and a slot is free), or the code that refused it: the licence's,
+    `FINGERPRINT_NOT_ACTIVATED`, or `HEARTBEAT_DEAD` (activate it again). 409: dead, and its slot
+    was taken meanwhile.
+    """
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -366,7 +377,11 @@ class LicenseHeartbeatView(APIView):
 
 
 class LicenseDeactivationView(APIView):
-    """POST /v1/licenses/deactivate: a client application frees its machine's slot."""
+    """A client application frees its machine's slot.
+
+    204: deactivated. Any licence may free its machines, valid or not, within the plan's churn
+    budget (`max_deactivations` per 30 days; 409 with `Retry-After` past it).
+    """
 
     authentication_classes = []
     permission_classes = [AllowAny]
