@@ -10,6 +10,8 @@
   `/v1/docs` (config/openapi_urls.py), with Swagger UI's files served locally (sidecar).
 """
 
+import functools
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
@@ -373,6 +375,7 @@ class UserTokenViewSetSchema(OpenApiViewExtension):
         return Fixed
 
 
+@functools.cache
 def license_check():
     """The answer of a licence check: validation, or an activation or heartbeat it refused."""
     from licensing.api.serializers import ValidatedLicenseSerializer

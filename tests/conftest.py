@@ -16,7 +16,10 @@ from django_tenants.utils import schema_context
 from tenants.models import Tenant
 from tenants.services import AdminAccount, ensure_public_tenant, provision_tenant
 from tests.browser import chromium  # noqa: F401 (fixture: headless Chromium, or a skip)
-from tests.live import live_tenant_server  # noqa: F401 (fixture: the app served over real HTTP)
+from tests.live import (  # noqa: F401 (fixtures: the app served over real HTTP, committed rows)
+    committed_licence,
+    live_tenant_server,
+)
 
 TEST_PASSWORD = "Test-password-2026!"
 DEVELOPMENT_DATABASE = connection.settings_dict["NAME"]  # read before any test database exists

@@ -8,27 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django_tenants.utils import schema_context
 
-from licensing.models import License, Machine, Plan, Product
-from tests.licensing.factories import make_license, make_plan, unique
+from licensing.models import Machine
 
 pytestmark = pytest.mark.live
 
 RACERS = 20
 LIMIT = 3
-
-
-@pytest.fixture
-def committed_licence(live_tenant_server, django_db_blocker):
-    """A licence with `LIMIT` activations, committed so the server's threads see it."""
-    schema = live_tenant_server.tenant.schema_name
-    with django_db_blocker.unblock(), schema_context(schema):
-        licence = make_license(make_plan(code=unique("race"), max_activations=LIMIT))
-    yield licence
-    with django_db_blocker.unblock(), schema_context(schema):
-        Machine.objects.filter(license=licence).delete()
-        License.objects.filter(pk=licence.pk).delete()
-        Plan.objects.filter(pk=licence.plan_id).delete()
-        Product.objects.filter(pk=licence.product_id).delete()
 
 
 def race(server, path, bodies):
@@ -47,7 +32,8 @@ def race(server, path, bodies):
 def test_twenty_concurrent_activations_at_a_limit_of_three(
     live_tenant_server, committed_licence, django_db_blocker
 ):
-    bodies = [{"key": committed_licence.key, "fingerprint": f"racer-{n}"} for n in range(RACERS)]
+    licence = committed_licence(max_activations=LIMIT)
+    bodies = [{"key": licence.key, "fingerprint": f"racer-{n}"} for n in range(RACERS)]
     answers = race(live_tenant_server, "/v1/licenses/activate", bodies)
     statuses = sorted(status for status, _ in answers)
     assert statuses == [201] * LIMIT + [409] * (RACERS - LIMIT), answers
@@ -56,18 +42,17 @@ def test_twenty_concurrent_activations_at_a_limit_of_three(
     )
     winners = {body["fingerprint"] for status, body in answers if status == 201}
     with django_db_blocker.unblock(), schema_context(live_tenant_server.tenant.schema_name):
-        stored = set(
-            Machine.objects.filter(license=committed_licence).values_list("fingerprint", flat=True)
-        )
+        stored = set(Machine.objects.filter(license=licence).values_list("fingerprint", flat=True))
     assert stored == winners and len(stored) == LIMIT
 
 
 def test_concurrent_activations_of_one_fingerprint_make_one_machine(
     live_tenant_server, committed_licence, django_db_blocker
 ):
-    body = {"key": committed_licence.key, "fingerprint": "same-machine"}
+    licence = committed_licence(max_activations=LIMIT)
+    body = {"key": licence.key, "fingerprint": "same-machine"}
     answers = race(live_tenant_server, "/v1/licenses/activate", [body] * 8)
     assert sorted(status for status, _ in answers) == [200] * 7 + [201]
     assert len({answer["id"] for _, answer in answers}) == 1
     with django_db_blocker.unblock(), schema_context(live_tenant_server.tenant.schema_name):
-        assert Machine.objects.filter(license=committed_licence).count() == 1
+        assert Machine.objects.filter(license=licence).count() == 1
