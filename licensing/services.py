@@ -675,6 +675,7 @@ def activate_machine(
         license.activations_used = state["used"]
         if state["mine"] is not None:
             machine = Machine.objects.get(pk=state["mine"])
+            machine.license = license
             if machine.status_at(now) == MachineStatus.ACTIVE:
                 return ValidationResult(code, license, machine, created=False)
         else:
@@ -747,6 +748,7 @@ def _revive(machine: Machine, now: datetime, request) -> ValidationResult:
         license.activations_used = used
         if machine is None:
             return ValidationResult(ValidationCode.FINGERPRINT_NOT_ACTIVATED, license)
+        machine.license = license
         status = machine.status_at(now)
         if status == MachineStatus.DEAD:
             revivable_until = machine.dies_at + timedelta(seconds=license.plan.revive_seconds)

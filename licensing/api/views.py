@@ -307,7 +307,6 @@ def machine_answer(result: services.ValidationResult, status_code=status.HTTP_20
     """The machine of an activation or heartbeat, or the licence check that refused it."""
     if result.machine is None:
         return Response(validation_answer(result), headers=NO_STORE)
-    result.machine.license = result.license
     body = ActivatedMachineSerializer(result.machine).data
     return Response(body, status=status_code, headers=NO_STORE)
 
