@@ -28,6 +28,9 @@ NOT_ACCEPTABLE = "Not acceptable"
 REQUEST_TOO_LARGE = "Request too large"
 SERVICE_UNAVAILABLE = "Service unavailable"
 SERVER_ERROR = "Internal server error"
+# Licence activations (licensing): refused while every slot or the churn budget is used up.
+ACTIVATION_LIMIT_REACHED = "Activation limit reached"
+DEACTIVATION_LIMIT_REACHED = "Deactivation limit reached"
 
 API_PREFIX = "/v1/"
 

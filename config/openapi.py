@@ -10,9 +10,11 @@
   `/v1/docs` (config/openapi_urls.py), with Swagger UI's files served locally (sidecar).
 """
 
+import functools
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 
 from config import errors
@@ -52,6 +54,8 @@ ERROR_SCHEMAS = {
     "NotFoundError": errors.NOT_FOUND,
     "RequestTooLargeError": errors.REQUEST_TOO_LARGE,
     "ServiceUnavailableError": errors.SERVICE_UNAVAILABLE,
+    "ActivationLimitReachedError": errors.ACTIVATION_LIMIT_REACHED,
+    "DeactivationLimitReachedError": errors.DEACTIVATION_LIMIT_REACHED,
 }
 
 RETRY_AFTER = {
@@ -118,6 +122,29 @@ ERROR_RESPONSES = {
     "ServiceUnavailable": _response(
         "The database cannot be reached; try again later.", "ServiceUnavailableError"
     ),
+    "ActivationLimitReached": _response(
+        "The plan's `max_activations` machines are active on this licence already: deactivate "
+        "one first (a dead machine frees its slot by itself).",
+        "ActivationLimitReachedError",
+    ),
+    "DeactivationLimitReached": _response(
+        "The licence's client deactivated the plan's `max_deactivations` machines within 30 "
+        "days (churn budget); `Retry-After` says when the next one is possible.",
+        "DeactivationLimitReachedError",
+        headers=RETRY_AFTER,
+    ),
+    "MachineNotFound": _response(
+        "No licence has this key (unknown, malformed or another tenant's key alike), or the "
+        "fingerprint is not activated on it.",
+        "NotFoundError",
+    ),
+}
+
+# The token-free machine endpoints' own refusals, by view class name: status -> response.
+MACHINE_RESPONSES = {
+    "LicenseActivationView": {"409": "ActivationLimitReached"},
+    "LicenseHeartbeatView": {"409": "ActivationLimitReached"},
+    "LicenseDeactivationView": {"404": "MachineNotFound", "409": "DeactivationLimitReached"},
 }
 
 
@@ -223,6 +250,8 @@ class ApiAutoSchema(AutoSchema):
             errors_here["413"] = "RequestTooLarge"
         errors_here["429"] = "LicenseLimitOrGuessing" if self.guessable() else "LicenseLimitReached"
         errors_here["503"] = "ServiceUnavailable"
+        for view_class in type(self.view).__mro__:
+            errors_here.update(MACHINE_RESPONSES.get(view_class.__name__, {}))
         for status, name in errors_here.items():
             responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
         return responses
@@ -346,28 +375,96 @@ class UserTokenViewSetSchema(OpenApiViewExtension):
         return Fixed
 
 
+@functools.cache
+def license_check():
+    """The answer of a licence check: validation, or an activation or heartbeat it refused."""
+    from licensing.api.serializers import ValidatedLicenseSerializer
+    from licensing.models import ValidationCode
+
+    return inline_serializer(
+        "LicenseValidation",
+        {
+            "valid": serializers.BooleanField(),
+            "code": serializers.ChoiceField(choices=ValidationCode.choices),
+            "detail": serializers.CharField(),
+            "license": ValidatedLicenseSerializer(allow_null=True),
+        },
+    )
+
+
 class LicenseValidationViewSchema(OpenApiViewExtension):
     target_class = "licensing.api.views.LicenseValidationView"
 
     def view_replacement(self):
-        from licensing.api.serializers import (
-            ValidatedLicenseSerializer,
-            ValidationRequestSerializer,
-        )
-        from licensing.models import ValidationCode
+        from licensing.api.serializers import ValidationRequestSerializer
 
-        result = inline_serializer(
-            "LicenseValidation",
-            {
-                "valid": serializers.BooleanField(),
-                "code": serializers.ChoiceField(choices=ValidationCode.choices),
-                "detail": serializers.CharField(),
-                "license": ValidatedLicenseSerializer(allow_null=True),
-            },
+        class Fixed(self.target_class):
+            @extend_schema(request=ValidationRequestSerializer, responses={200: license_check()})
+            def post(self, request):
+                pass  # pragma: no cover
+
+        return Fixed
+
+
+def machine_or_refusal():
+    from licensing.api.serializers import ActivatedMachineSerializer
+
+    return PolymorphicProxySerializer(
+        component_name="MachineOrLicenseRefusal",
+        serializers=[ActivatedMachineSerializer, license_check()],
+        resource_type_field_name=None,
+        help_text="The machine, or (with `code`) the licence check that refused the request.",
+    )
+
+
+class LicenseActivationViewSchema(OpenApiViewExtension):
+    target_class = "licensing.api.views.LicenseActivationView"
+
+    def view_replacement(self):
+        from licensing.api.serializers import (
+            ActivatedMachineSerializer,
+            ActivationRequestSerializer,
         )
 
         class Fixed(self.target_class):
-            @extend_schema(request=ValidationRequestSerializer, responses={200: result})
+            @extend_schema(
+                request=ActivationRequestSerializer,
+                responses={201: ActivatedMachineSerializer, 200: machine_or_refusal()},
+            )
+            def post(self, request):
+                pass  # pragma: no cover
+
+        return Fixed
+
+
+class LicenseHeartbeatViewSchema(OpenApiViewExtension):
+    target_class = "licensing.api.views.LicenseHeartbeatView"
+
+    def view_replacement(self):
+        from licensing.api.serializers import LicenseKeyRequestSerializer
+
+        class Fixed(self.target_class):
+            @extend_schema(
+                request=LicenseKeyRequestSerializer,
+                responses={200: machine_or_refusal()},
+            )
+            def post(self, request):
+                pass  # pragma: no cover
+
+        return Fixed
+
+
+class LicenseDeactivationViewSchema(OpenApiViewExtension):
+    target_class = "licensing.api.views.LicenseDeactivationView"
+
+    def view_replacement(self):
+        from licensing.api.serializers import LicenseKeyRequestSerializer
+
+        class Fixed(self.target_class):
+            @extend_schema(
+                request=LicenseKeyRequestSerializer,
+                responses={204: None},
+            )
             def post(self, request):
                 pass  # pragma: no cover
 

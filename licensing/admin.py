@@ -4,17 +4,23 @@ key of its own making, a plan moved to another product, a group past its rules).
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from licensing import services
+from licensing import clock, services
 from licensing.models import (
     Customer,
     Group,
     License,
     LicenseStatus,
     LicenseValidation,
+    Machine,
+    MachineStatus,
     Plan,
     Product,
 )
@@ -108,7 +114,15 @@ class PlanForm(forms.ModelForm):
 
     class Meta:
         model = Plan
-        fields = ("product", "code", "name", "duration_days", "max_activations", "entitlements")
+        fields = (
+            "product",
+            "code",
+            "name",
+            "duration_days",
+            "max_activations",
+            *services.PLAN_MACHINE_RULES,
+            "entitlements",
+        )
 
 
 PLAN_FIELDS = ("code", "name", "duration_days", "max_activations", "entitlements")
@@ -164,6 +178,20 @@ class PlanAdmin(ServiceSavedAdmin):
         # Licences issued under a plan refer to its product too: it is fixed once the plan exists.
         return self.readonly_fields + (("product",) if obj else ())
 
+    fieldsets = (
+        (None, {"fields": ("product", "code", "name", "duration_days", "entitlements")}),
+        (
+            "Machines",
+            {
+                "fields": ("max_activations", *services.PLAN_MACHINE_RULES),
+                "description": "Activation slots, the churn budget (client deactivations per "
+                "30 days) and heartbeats: a machine that misses its heartbeat by the grace "
+                "period is dead and frees its slot.",
+            },
+        ),
+        ("History", {"fields": TIMESTAMPS}),
+    )
+
     @admin.display(description="Duration")
     def duration(self, obj):
         return "perpetual" if obj.duration_days is None else f"{obj.duration_days} days"
@@ -189,6 +217,147 @@ class CustomerAdmin(ServiceSavedAdmin):
     inlines = [CustomerLicenseInline]
     create_service = "create_customer"
     update_service = "update_customer"
+
+
+MACHINE_FIELDS = (
+    "fingerprint",
+    "name",
+    "hostname",
+    "platform",
+    "machine_status",
+    "activated_at",
+    "last_heartbeat_at",
+    "deactivated_at",
+)
+
+
+def machine_status_badge(machine: Machine):
+    status = machine.status
+    return format_html(
+        '<strong class="machine-status machine-status-{}">{}</strong>', status, status.label
+    )
+
+
+def deactivate_url(machine: Machine) -> str:
+    return reverse("admin:licensing_machine_deactivate", args=[machine.pk])
+
+
+class MachineInline(SchemaScopedAdmin, admin.TabularInline):
+    """A licence's machines, read-only; Deactivate goes through licensing.services."""
+
+    model = Machine
+    extra = 0
+    fields = (*MACHINE_FIELDS, "deactivate")
+    readonly_fields = fields
+    ordering = ("deactivated_at", "-id")
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Status")
+    def machine_status(self, obj):
+        return machine_status_badge(obj)
+
+    @admin.display(description="")
+    def deactivate(self, obj):
+        if obj.pk is None or obj.deactivated_at is not None:
+            return ""
+        # The licence page is one form already: the button posts it to the deactivate view
+        # (formaction), carrying its CSRF token and nothing the view reads.
+        return format_html(
+            '<button type="submit" class="button" formaction="{}" formmethod="post" '
+            'formnovalidate name="_deactivate_machine">Deactivate</button>',
+            deactivate_url(obj),
+        )
+
+
+class MachineStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return MachineStatus.choices
+
+    def queryset(self, request, queryset):
+        now = clock.now()
+        if self.value() == MachineStatus.ACTIVE:
+            return queryset.filter(services.alive(now))
+        if self.value() == MachineStatus.DEAD:
+            return queryset.filter(deactivated_at__isnull=True, dies_at__lte=now)
+        if self.value() == MachineStatus.DEACTIVATED:
+            return queryset.filter(deactivated_at__isnull=False)
+        return queryset
+
+
+@admin.register(Machine)
+class MachineAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+    """Machines are made by activations; here they are looked at and deactivated."""
+
+    list_display = ("fingerprint", "license", "name", "hostname", "platform", "machine_status",
+                    "activated_at", "last_heartbeat_at")  # fmt: skip
+    list_filter = (MachineStatusFilter, "platform")
+    search_fields = ("fingerprint", "hostname")
+    list_select_related = ("license",)
+    readonly_fields = (
+        "license",
+        *MACHINE_FIELDS,
+        "metadata",
+        "dies_at",
+        "dead_at",
+        "deactivation_reason",
+    )
+    fields = readonly_fields
+    actions = ("deactivate_selected",)
+    date_hierarchy = "activated_at"
+
+    class Media:
+        css = {"all": ["licensing/admin.css"]}
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead: the history of a licence's machines stays
+
+    @admin.display(description="Status")
+    def machine_status(self, obj):
+        return machine_status_badge(obj)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/deactivate/",
+                self.admin_site.admin_view(self.deactivate_view),
+                name="licensing_machine_deactivate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def deactivate_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        machine = self.get_object(request, unquote(object_id))
+        if machine is None:
+            raise Http404("No such machine.")
+        if services.deactivate_machine(machine):
+            self.log_change(request, machine, "Deactivated.")
+        self.message_user(request, f"“{machine}” is deactivated: its slot is free.")
+        return HttpResponseRedirect(
+            reverse("admin:licensing_license_change", args=[machine.license_id])
+        )
+
+    @admin.action(description="Deactivate selected machines", permissions=["change"])
+    def deactivate_selected(self, request, queryset):
+        count = 0
+        for machine in queryset.filter(deactivated_at__isnull=True):
+            if services.deactivate_machine(machine):
+                self.log_change(request, machine, "Deactivated.")
+                count += 1
+        self.message_user(request, f"Deactivated {count} machine{'s' if count != 1 else ''}.")
 
 
 class ExpiryFilter(admin.SimpleListFilter):
@@ -273,6 +442,7 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
         "customer",
         "user",
         "status_badge",
+        "activations",
         "expires_at",
     )
     list_filter = ("status", ExpiryFilter, "product", "plan")
@@ -282,6 +452,7 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     readonly_fields = ("key", "expired", *TIMESTAMPS)
     date_hierarchy = "created_at"
     actions = ("suspend", "reactivate", "revoke")
+    inlines = [MachineInline]
 
     class Media:
         css = {"all": ["licensing/admin.css"]}
@@ -299,6 +470,23 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
         ("Metadata", {"fields": ("metadata",)}),
         ("History", {"fields": TIMESTAMPS}),
     )
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                activations_used=Count("machines", filter=services.alive(clock.now(), "machines__"))
+            )
+        )
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    @admin.display(description="Activations", ordering="activations_used")
+    def activations(self, obj):
+        limit = obj.plan.max_activations
+        return f"{obj.activations_used} / {'∞' if limit is None else limit}"
 
     def get_readonly_fields(self, request, obj=None):
         # A licence's product and plan are fixed once issued.

@@ -1,4 +1,5 @@
-"""The licensing domain of one tenant: groups, products, plans, customers, licences, validations.
+"""The licensing domain of one tenant: groups, products, plans, customers, licences, machines,
+validations.
 
 Every table lives in the tenant's own schema, so a query can only ever see the tenant's rows.
 """
@@ -8,14 +9,26 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+
+from licensing import clock
 
 CODE_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
     "Use letters, digits, dots, dashes and underscores, starting with a letter or digit.",
 )
+
+
+MAX_HEARTBEAT_SECONDS = 366 * 24 * 3600
+DEFAULT_HEARTBEAT_GRACE_SECONDS = 120
+DEFAULT_REVIVE_SECONDS = 24 * 3600
+# The churn budget's window: a licence's client deactivations are counted over this many days.
+DEACTIVATION_WINDOW_DAYS = 30
+# Printable ASCII, no space at either end (hardware ids, hashes, uuids).
+FINGERPRINT_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+FINGERPRINT_MAX_LENGTH = 255
 
 
 class LicenseStatus(models.TextChoices):
@@ -33,6 +46,11 @@ class ValidationCode(models.TextChoices):
     NOT_STARTED = "NOT_STARTED", "The licence is not valid yet."
     EXPIRED = "EXPIRED", "The licence has expired."
     PRODUCT_MISMATCH = "PRODUCT_MISMATCH", "The licence is for another product."
+    FINGERPRINT_NOT_ACTIVATED = (
+        "FINGERPRINT_NOT_ACTIVATED",
+        "The licence is not activated on this machine.",
+    )
+    HEARTBEAT_DEAD = "HEARTBEAT_DEAD", "This machine missed its heartbeat and is no longer active."
     VALID = "VALID", "The licence is valid."
 
 
@@ -94,6 +112,30 @@ class Plan(Timestamped):
         blank=True,
         validators=[MinValueValidator(1)],
         help_text="Devices a licence may be activated on; empty means no limit.",
+    )
+    max_deactivations = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Machines a licence's client may deactivate per 30 days (churn budget); "
+        "empty means no limit. Deactivations by an administrator are not counted.",
+    )
+    heartbeat_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_HEARTBEAT_SECONDS)],
+        help_text="How often an activated machine must send a heartbeat; empty means never.",
+    )
+    heartbeat_grace_seconds = models.PositiveIntegerField(
+        default=DEFAULT_HEARTBEAT_GRACE_SECONDS,
+        validators=[MaxValueValidator(MAX_HEARTBEAT_SECONDS)],
+        help_text="How late a heartbeat may be before the machine is dead.",
+    )
+    revive_seconds = models.PositiveIntegerField(
+        default=DEFAULT_REVIVE_SECONDS,
+        validators=[MaxValueValidator(MAX_HEARTBEAT_SECONDS)],
+        help_text="How long after its death a heartbeat still revives a machine (if a slot is "
+        "free); later, it must be activated again.",
     )
     entitlements = models.JSONField(
         default=list, blank=True, help_text="Feature codes this plan unlocks."
@@ -181,6 +223,90 @@ class License(Timestamped):
     @property
     def is_expired(self) -> bool:
         return self.is_expired_at(timezone.now())
+
+
+class MachineStatus(models.TextChoices):
+    """A machine's state, derived from its heartbeat deadline and its deactivation."""
+
+    ACTIVE = "active", "Active"
+    DEAD = "dead", "Dead (missed its heartbeat)"
+    DEACTIVATED = "deactivated", "Deactivated"
+
+
+class DeactivationReason(models.TextChoices):
+    CLIENT = "client", "By the client application"  # counted against the churn budget
+    MANAGED = "managed", "By an administrator or integration"
+
+
+class Machine(models.Model):
+    """A device a licence is activated on, identified by the client's fingerprint.
+
+    It takes one of the plan's `max_activations` slots while active: not deactivated and, when
+    the plan asks for heartbeats, not past `dies_at` (last heartbeat + interval + grace).
+    """
+
+    license = models.ForeignKey(
+        License, on_delete=models.CASCADE, related_name="machines", db_index=False
+    )
+    fingerprint = models.CharField(
+        max_length=FINGERPRINT_MAX_LENGTH,
+        validators=[RegexValidator(FINGERPRINT_PATTERN, "Printable ASCII, 1-255 characters.")],
+    )
+    name = models.CharField(max_length=255, blank=True)
+    platform = models.CharField(max_length=64, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    activated_at = models.DateTimeField()
+    last_heartbeat_at = models.DateTimeField()
+    # Stored (not derived from the plan on every read) so "active" is one indexed comparison.
+    dies_at = models.DateTimeField(
+        null=True, blank=True, help_text="Dead from then on without a heartbeat; empty: never."
+    )
+    dead_at = models.DateTimeField(
+        null=True, blank=True, help_text="When cull_machines found it dead (cleared by revival)."
+    )
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivation_reason = models.CharField(
+        max_length=16, choices=DeactivationReason.choices, blank=True
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "fingerprint"],
+                condition=models.Q(deactivated_at__isnull=True),
+                name="machine_fingerprint_unique_per_license",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["license", "id"], name="machine_license_id"),
+            models.Index(fields=["fingerprint", "id"], name="machine_fingerprint_id"),
+            models.Index(
+                fields=["dies_at"],
+                condition=models.Q(deactivated_at__isnull=True, dead_at__isnull=True),
+                name="machine_alive_dies_at",
+            ),
+            models.Index(
+                fields=["license", "deactivated_at"],
+                condition=models.Q(deactivation_reason="client"),
+                name="machine_client_deactivations",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.hostname or self.fingerprint
+
+    @property
+    def status(self) -> MachineStatus:
+        return self.status_at(clock.now())
+
+    def status_at(self, moment: datetime) -> MachineStatus:
+        if self.deactivated_at is not None:
+            return MachineStatus.DEACTIVATED
+        if self.dies_at is not None and self.dies_at <= moment:
+            return MachineStatus.DEAD
+        return MachineStatus.ACTIVE
 
 
 class LicenseValidation(models.Model):

@@ -1,4 +1,4 @@
-"""Sample products, plans, customers and licences for the demo tenant (added once).
+"""Sample products, plans, customers, licences and machines for the demo tenant (added once).
 
 `load_sample_data` runs inside the tenant's schema (the `demo` command sees to that) and returns
 lines to print, among them a token-less validation the user can paste.
@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from licensing import services
-from licensing.models import Customer, License, LicenseStatus, Product
+from licensing.models import Customer, License, LicenseStatus, Machine, Product
 
 EXAMPLE_MARK = {"sample": "validation-example"}
 
@@ -55,6 +55,8 @@ PRODUCTS = [
                 "name": "Team, annual",
                 "duration_days": 365,
                 "max_activations": 10,
+                "max_deactivations": 5,
+                "heartbeat_seconds": 3600,
                 "entitlements": ["sync", "sharing", "admin-console"],
             },
         ],
@@ -93,6 +95,24 @@ def _create_all() -> None:
     issue(("nebula", "trial"), acme, status=LicenseStatus.REVOKED)
 
 
+# (licence metadata that finds it, fingerprint, name, platform, hostname)
+MACHINES = [
+    (EXAMPLE_MARK, "demo-4c1f9e2a", "Design studio iMac", "macOS 15", "studio-imac"),
+    ({"seats": 5}, "demo-77ab03d1", "Reception PC", "Windows 11", "globex-rcpt-01"),
+    ({"seats": 25}, "demo-0f3e5c88", "Build server", "Ubuntu 24.04", "initech-build"),
+    ({"seats": 25}, "demo-a9d2b471", "Milton's laptop", "Windows 11", "initech-lt-017"),
+]
+
+
+def _activate_machines() -> None:
+    for mark, fingerprint, name, platform, hostname in MACHINES:
+        license = License.objects.filter(metadata__contains=mark).order_by("id").first()
+        if license is not None:
+            services.activate_machine(
+                license.key, fingerprint, name=name, platform=platform, hostname=hostname
+            )
+
+
 def load_sample_data(tenant, port: int = 8000) -> list[str]:
     """Add the sample data unless it is there already; return the lines to print (URLs on
     `port`, where the demo serves)."""
@@ -100,6 +120,8 @@ def load_sample_data(tenant, port: int = 8000) -> list[str]:
         created = not Product.objects.filter(code=PRODUCTS[0]["code"]).exists()
         if created:
             _create_all()
+        if not Machine.objects.exists():
+            _activate_machines()
 
     domain = tenant.get_primary_domain()
     name = domain.domain if domain else "demo.localhost"
@@ -109,13 +131,20 @@ def load_sample_data(tenant, port: int = 8000) -> list[str]:
     lines = [
         ("Sample data added: " if created else "Sample data (already there): ")
         + f"{Product.objects.count()} products, {License.objects.count()} licences, "
-        + f"{Customer.objects.count()} customers.",
+        + f"{Customer.objects.count()} customers, {Machine.objects.count()} machines.",
     ]
     if example is not None:
+        json_post = f"{curl} -H 'Content-Type: application/json'"
+        machine = f'"key": "{example.key}", "fingerprint": "my-laptop"'
         lines += [
             "  Validate a licence key (no token needed):",
-            f"    {curl} -H 'Content-Type: application/json' "
-            f'-d \'{{"key": "{example.key}"}}\' {base}/v1/licenses/validate',
+            f'    {json_post} -d \'{{"key": "{example.key}"}}\' {base}/v1/licenses/validate',
+            "  Activate it on a machine, validate with its fingerprint, send a heartbeat, "
+            "deactivate:",
+            *(
+                f"    {json_post} -d '{{{machine}}}' {base}/v1/licenses/{action}"
+                for action in ("activate", "validate", "heartbeat", "deactivate")
+            ),
         ]
     lines += [
         "  List licences with a token: add a User Token with 'View Licenses' at "

@@ -18,15 +18,20 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 
+from licensing import clock, signals
 from licensing.models import (
+    DEACTIVATION_WINDOW_DAYS,
     Customer,
+    DeactivationReason,
     Group,
     License,
     LicenseStatus,
     LicenseValidation,
+    Machine,
+    MachineStatus,
     Plan,
     Product,
     ValidationCode,
@@ -232,7 +237,12 @@ def create_plan(
     duration_days: int | None = None,
     max_activations: int | None = None,
     entitlements=(),
+    **machine_rules: Any,
 ) -> Plan:
+    """A plan; `machine_rules` are any of PLAN_MACHINE_RULES (churn budget, heartbeats)."""
+    refused = set(machine_rules) - set(PLAN_MACHINE_RULES)
+    if refused:
+        raise ValidationError({name: ["Unknown plan field."] for name in sorted(refused)})
     return _saved(
         Plan(
             product=product,
@@ -241,8 +251,18 @@ def create_plan(
             duration_days=duration_days,
             max_activations=max_activations,
             entitlements=clean_entitlements(entitlements),
+            **machine_rules,
         )
     )
+
+
+PLAN_MACHINE_RULES = (
+    "max_deactivations",
+    "heartbeat_seconds",
+    "heartbeat_grace_seconds",
+    "revive_seconds",
+)
+PLAN_CHANGEABLE = ("code", "name", "duration_days", "max_activations", "entitlements")
 
 
 @transaction.atomic
@@ -251,14 +271,21 @@ def update_plan(plan: Plan, **changes: Any) -> Plan:
     if "product" in changes and changes["product"].pk != plan.product_id:
         raise ValidationError({"product": ["A plan cannot move to another product."]})
     changes.pop("product", None)
-    refused = set(changes) - {"code", "name", "duration_days", "max_activations", "entitlements"}
+    refused = set(changes) - set(PLAN_CHANGEABLE) - set(PLAN_MACHINE_RULES)
     if refused:
         raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
     if "entitlements" in changes:
         changes["entitlements"] = clean_entitlements(changes["entitlements"])
+    heartbeat_changed = any(
+        name in changes and changes[name] != getattr(plan, name)
+        for name in ("heartbeat_seconds", "heartbeat_grace_seconds")
+    )
     for name, value in changes.items():
         setattr(plan, name, value)
-    return _saved(plan)
+    _saved(plan)
+    if heartbeat_changed:
+        reschedule_machine_deaths(plan)
+    return plan
 
 
 # --- Customers (created in the admin)
@@ -301,7 +328,7 @@ def _check_member_limit(user: AbstractUser, exclude: License | None = None) -> N
     if limit is None:
         return
     held = License.objects.filter(user=user, status=LicenseStatus.ACTIVE).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        Q(expires_at__isnull=True) | Q(expires_at__gt=clock.now())
     )
     if exclude is not None and exclude.pk is not None:
         held = held.exclude(pk=exclude.pk)
@@ -360,7 +387,7 @@ def issue_license(
     status: str = LicenseStatus.ACTIVE,
 ) -> License:
     """A new licence with a fresh key; it expires after the plan's duration unless told otherwise."""
-    starts_at = starts_at or timezone.now()
+    starts_at = starts_at or clock.now()
     if expires_at is UNSET:
         expires_at = (
             None if plan.duration_days is None else starts_at + timedelta(days=plan.duration_days)
@@ -426,8 +453,14 @@ def update_license(license: License, **changes: Any) -> License:
 
 @dataclass(frozen=True)
 class ValidationResult:
+    """What a client application learns from a licence check (validation, activation,
+    heartbeat): the code, the licence (None for NOT_FOUND) and, when one was activated or beat, its
+    machine. The licence carries `activations_used`, its machines that take a slot."""
+
     code: ValidationCode
     license: License | None
+    machine: Machine | None = None
+    created: bool = False
 
     @property
     def valid(self) -> bool:
@@ -454,6 +487,15 @@ def _validation_code(license: License | None, product_code: str | None, now) -> 
     return ValidationCode.VALID
 
 
+def _machine_code(machine_id: int | None, dies_at: datetime | None, now) -> ValidationCode:
+    """The fingerprint's codes, checked after the licence's own."""
+    if machine_id is None:
+        return ValidationCode.FINGERPRINT_NOT_ACTIVATED
+    if dies_at is not None and dies_at <= now:
+        return ValidationCode.HEARTBEAT_DEAD
+    return ValidationCode.VALID
+
+
 def _storable_address(address: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address(address)) if address else None
@@ -461,19 +503,338 @@ def _storable_address(address: str | None) -> str | None:
         return None
 
 
+def _lookup_key(key: str) -> str:
+    # A malformed key looks up a key that cannot exist, so it costs what an unknown one costs.
+    return normalise_license_key(key) or UNMATCHABLE_KEY
+
+
+def alive(now: datetime, prefix: str = "") -> Q:
+    """Machines that take an activation slot at `now`: not deactivated, not past their death."""
+    return Q(**{f"{prefix}deactivated_at__isnull": True}) & (
+        Q(**{f"{prefix}dies_at__isnull": True}) | Q(**{f"{prefix}dies_at__gt": now})
+    )
+
+
+def _activations_used(now: datetime) -> Coalesce:
+    """The licence's active machines, as a subquery of the licence's own SELECT."""
+    counted = (
+        Machine.objects.filter(alive(now), license=OuterRef("pk"))
+        .order_by()
+        .values("license")
+        .annotate(used=Count("pk"))
+        .values("used")
+    )
+    return Coalesce(Subquery(counted), Value(0))
+
+
+def _license_by_key(lookup: str, now: datetime, fingerprint: str | None = None) -> License | None:
+    """One SELECT: the licence with its product, plan, `activations_used` and, for a fingerprint,
+    the id and death of its undeactivated machine (`fingerprint_machine`, `fingerprint_dies_at`)."""
+    licenses = (
+        License.objects.select_related("product", "plan")
+        .filter(key=lookup)
+        .annotate(activations_used=_activations_used(now))
+    )
+    if fingerprint is not None:
+        machine = Machine.objects.filter(
+            license=OuterRef("pk"), fingerprint=fingerprint, deactivated_at__isnull=True
+        )
+        licenses = licenses.annotate(
+            fingerprint_machine=Subquery(machine.values("pk")[:1]),
+            fingerprint_dies_at=Subquery(machine.values("dies_at")[:1]),
+        )
+    found = list(licenses[:1])
+    return found[0] if found else None
+
+
 def validate_license_key(
-    key: str, *, product_code: str | None = None, client_address: str | None = None
+    key: str,
+    *,
+    product_code: str | None = None,
+    fingerprint: str | None = None,
+    client_address: str | None = None,
 ) -> ValidationResult:
     """Check a key as a client application presents it, and record the check.
 
-    Two queries whatever the input: one indexed lookup (a malformed key looks up a key that cannot
-    exist, so it costs what an unknown one costs) and one INSERT of the record.
+    Two queries whatever the input: one indexed lookup (the licence, its activation count and the
+    fingerprint's machine in one statement) and one INSERT of the record.
     """
-    lookup = normalise_license_key(key) or UNMATCHABLE_KEY
-    found = list(License.objects.select_related("product", "plan").filter(key=lookup)[:1])
-    license = found[0] if found else None
-    code = _validation_code(license, product_code, timezone.now())
+    now = clock.now()
+    license = _license_by_key(_lookup_key(key), now, fingerprint)
+    code = _validation_code(license, product_code, now)
+    if code == ValidationCode.VALID and fingerprint is not None:
+        code = _machine_code(license.fingerprint_machine, license.fingerprint_dies_at, now)
     LicenseValidation.objects.create(
         license=license, code=code, client_address=_storable_address(client_address)
     )
     return ValidationResult(code=code, license=license)
+
+
+# --- Machines: activation, heartbeats, deactivation
+
+
+class ActivationLimitReached(Exception):
+    """The plan's `max_activations` machines are active already."""
+
+
+class DeactivationLimitReached(Exception):
+    """The licence's client used up its churn budget; a deactivation is possible again in
+    `retry_after` seconds."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Deactivation limit reached; retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class MachineNotFound(Exception):
+    """No licence has this key, or the fingerprint is not activated on it."""
+
+
+def dies_at_for(plan: Plan, last_heartbeat_at: datetime) -> datetime | None:
+    """When a machine that beat at `last_heartbeat_at` dies: interval plus grace later."""
+    if plan.heartbeat_seconds is None:
+        return None
+    return last_heartbeat_at + timedelta(
+        seconds=plan.heartbeat_seconds + plan.heartbeat_grace_seconds
+    )
+
+
+def heartbeat_deadline(machine: Machine, plan: Plan) -> datetime | None:
+    """When the machine's next heartbeat is due (null: the plan needs none)."""
+    if plan.heartbeat_seconds is None:
+        return None
+    return machine.last_heartbeat_at + timedelta(seconds=plan.heartbeat_seconds)
+
+
+def reschedule_machine_deaths(plan: Plan) -> None:
+    """A plan's heartbeat rules changed: every undeactivated machine of its licences dies by the
+    new ones, counted from its last heartbeat (one UPDATE)."""
+    machines = Machine.objects.filter(license__plan=plan, deactivated_at__isnull=True)
+    if plan.heartbeat_seconds is None:
+        machines.update(dies_at=None)
+    else:
+        span = timedelta(seconds=plan.heartbeat_seconds + plan.heartbeat_grace_seconds)
+        machines.update(dies_at=F("last_heartbeat_at") + span)
+
+
+def _locked_license(**lookup) -> License | None:
+    """The licence row locked until the transaction ends: activations and deactivations of one
+    licence run one after the other, so its limits hold exactly under concurrency."""
+    found = list(
+        License.objects.select_for_update(of=("self",))
+        .select_related("product", "plan")
+        .filter(**lookup)[:1]
+    )
+    return found[0] if found else None
+
+
+def count_active_machines(license: License, now: datetime) -> int:
+    return Machine.objects.filter(alive(now), license=license).count()
+
+
+def _has_free_slot(license: License, used: int) -> bool:
+    limit = license.plan.max_activations
+    return limit is None or used < limit
+
+
+def _refused(license: License, reason: str, fingerprint: str, request) -> None:
+    # Sent after the transaction: the security event must not roll back with it.
+    signals.activation_refused.send(
+        Machine, license=license, reason=reason, fingerprint=fingerprint, request=request
+    )
+
+
+def _wake(machine: Machine, plan: Plan, now: datetime) -> None:
+    """Record a heartbeat (or a revival) of a machine known to be undeactivated."""
+    machine.last_heartbeat_at, machine.dies_at, machine.dead_at = now, dies_at_for(plan, now), None
+    Machine.objects.filter(pk=machine.pk).update(
+        last_heartbeat_at=machine.last_heartbeat_at, dies_at=machine.dies_at, dead_at=None
+    )
+
+
+def activate_machine(
+    key: str,
+    fingerprint: str,
+    *,
+    name: str = "",
+    platform: str = "",
+    hostname: str = "",
+    metadata: dict | None = None,
+    request=None,
+) -> ValidationResult:
+    """Activate a licence on a machine, within the plan's `max_activations`.
+
+    Answers the licence's code when it is not VALID. An already active fingerprint is answered as
+    it is (`created` False); a dead one is revived if a slot is free. Raises
+    ActivationLimitReached when every slot is taken. Three statements: the locked licence, its
+    machines counted, the INSERT (or the revival's UPDATE, or the existing machine's SELECT).
+    """
+    metadata = clean_metadata(metadata if metadata is not None else {})
+    now = clock.now()
+    with transaction.atomic():
+        license = _locked_license(key=_lookup_key(key))
+        code = _validation_code(license, None, now)
+        if code != ValidationCode.VALID:
+            if license is not None:
+                license.activations_used = count_active_machines(license, now)
+            return ValidationResult(code, license)
+        state = Machine.objects.filter(license=license, deactivated_at__isnull=True).aggregate(
+            used=Count("pk", filter=Q(dies_at__isnull=True) | Q(dies_at__gt=now)),
+            mine=Max("pk", filter=Q(fingerprint=fingerprint)),
+        )
+        license.activations_used = state["used"]
+        if state["mine"] is not None:
+            machine = Machine.objects.get(pk=state["mine"])
+            machine.license = license
+            if machine.status_at(now) == MachineStatus.ACTIVE:
+                return ValidationResult(code, license, machine, created=False)
+        else:
+            machine = None
+        if _has_free_slot(license, state["used"]):
+            if machine is not None:  # dead: activating it again revives it
+                _wake(machine, license.plan, now)
+            else:
+                machine = Machine.objects.create(
+                    license=license,
+                    fingerprint=fingerprint,
+                    name=name,
+                    platform=platform,
+                    hostname=hostname,
+                    metadata=metadata,
+                    activated_at=now,
+                    last_heartbeat_at=now,
+                    dies_at=dies_at_for(license.plan, now),
+                )
+            license.activations_used += 1
+            return ValidationResult(code, license, machine, created=True)
+    _refused(license, "activation_limit", fingerprint, request)
+    raise ActivationLimitReached
+
+
+def heartbeat(key: str, fingerprint: str, *, request=None) -> ValidationResult:
+    """A machine's heartbeat: it stays active until its next deadline plus the grace period.
+
+    Answers the licence's code when it is not VALID, FINGERPRINT_NOT_ACTIVATED, or HEARTBEAT_DEAD
+    when the machine died longer than the plan's `revive_seconds` ago (it must be activated again);
+    a machine dead for less is revived if a slot is free, else ActivationLimitReached. Two
+    statements for a live machine: the machine with its licence, and the UPDATE.
+    """
+    now = clock.now()
+    lookup = _lookup_key(key)
+    found = list(
+        Machine.objects.select_related("license__product", "license__plan").filter(
+            license__key=lookup, fingerprint=fingerprint, deactivated_at__isnull=True
+        )[:1]
+    )
+    if not found:
+        license = _license_by_key(lookup, now)
+        code = _validation_code(license, None, now)
+        if code == ValidationCode.VALID:
+            code = ValidationCode.FINGERPRINT_NOT_ACTIVATED
+        return ValidationResult(code, license)
+    machine = found[0]
+    license = machine.license
+    code = _validation_code(license, None, now)
+    if code != ValidationCode.VALID:
+        license.activations_used = count_active_machines(license, now)
+        return ValidationResult(code, license)
+    if machine.status_at(now) == MachineStatus.ACTIVE:
+        dies_at = dies_at_for(license.plan, now)
+        beat = Machine.objects.filter(alive(now), pk=machine.pk).update(
+            last_heartbeat_at=now, dies_at=dies_at, dead_at=None
+        )
+        if beat:
+            machine.last_heartbeat_at, machine.dies_at, machine.dead_at = now, dies_at, None
+            return ValidationResult(code, license, machine)
+    return _revive(machine, now, request)
+
+
+def _revive(machine: Machine, now: datetime, request) -> ValidationResult:
+    """The heartbeat of a machine that is dead (or was deactivated meanwhile)."""
+    with transaction.atomic():
+        license = _locked_license(pk=machine.license_id)
+        machine = Machine.objects.filter(pk=machine.pk, deactivated_at__isnull=True).first()
+        used = count_active_machines(license, now)
+        license.activations_used = used
+        if machine is None:
+            return ValidationResult(ValidationCode.FINGERPRINT_NOT_ACTIVATED, license)
+        machine.license = license
+        status = machine.status_at(now)
+        if status == MachineStatus.DEAD:
+            revivable_until = machine.dies_at + timedelta(seconds=license.plan.revive_seconds)
+            if now > revivable_until:
+                return ValidationResult(ValidationCode.HEARTBEAT_DEAD, license)
+            if _has_free_slot(license, used):
+                license.activations_used += 1
+                status = MachineStatus.ACTIVE
+        if status == MachineStatus.ACTIVE:
+            _wake(machine, license.plan, now)
+            return ValidationResult(ValidationCode.VALID, license, machine)
+    _refused(license, "activation_limit", machine.fingerprint, request)
+    raise ActivationLimitReached
+
+
+def _deactivate(machine: Machine, reason: str, now: datetime) -> bool:
+    return bool(
+        Machine.objects.filter(pk=machine.pk, deactivated_at__isnull=True).update(
+            deactivated_at=now, deactivation_reason=reason
+        )
+    )
+
+
+def deactivate_by_client(key: str, fingerprint: str, *, request=None) -> None:
+    """A client application frees its machine's slot, within the plan's churn budget
+    (`max_deactivations` per DEACTIVATION_WINDOW_DAYS). Any licence with that key may: freeing a
+    slot needs no valid licence. Raises MachineNotFound or DeactivationLimitReached."""
+    now = clock.now()
+    with transaction.atomic():
+        license = _locked_license(key=_lookup_key(key))
+        machine = None
+        if license is not None:
+            machine = Machine.objects.filter(
+                license=license, fingerprint=fingerprint, deactivated_at__isnull=True
+            ).first()
+        if machine is None:
+            raise MachineNotFound
+        retry_after = _churn_wait(license, now)
+        if retry_after is None:
+            _deactivate(machine, DeactivationReason.CLIENT, now)
+            return
+    _refused(license, "deactivation_limit", fingerprint, request)
+    raise DeactivationLimitReached(retry_after)
+
+
+def _churn_wait(license: License, now: datetime) -> int | None:
+    """Seconds until the licence's client may deactivate again; None if it may now."""
+    budget = license.plan.max_deactivations
+    if budget is None:
+        return None
+    window = timedelta(days=DEACTIVATION_WINDOW_DAYS)
+    recent = list(
+        Machine.objects.filter(
+            license=license,
+            deactivation_reason=DeactivationReason.CLIENT,
+            deactivated_at__gt=now - window,
+        )
+        .order_by("-deactivated_at")
+        .values_list("deactivated_at", flat=True)[:budget]
+    )
+    if len(recent) < budget:
+        return None
+    # The budget frees up when the oldest of the last `budget` deactivations leaves the window.
+    return max(1, int((recent[-1] + window - now).total_seconds()) + 1)
+
+
+def deactivate_machine(machine: Machine) -> bool:
+    """An administrator or integration deactivates a machine (not counted against the churn
+    budget); False if it was deactivated already."""
+    return _deactivate(machine, DeactivationReason.MANAGED, clock.now())
+
+
+def cull_dead_machines(now: datetime | None = None) -> int:
+    """Mark the machines that died since the last run (`dead_at`: the moment they died); how many.
+    Idempotent. Death itself is read from `dies_at`, so limits and validation never wait for it."""
+    now = now or clock.now()
+    return Machine.objects.filter(
+        deactivated_at__isnull=True, dead_at__isnull=True, dies_at__lte=now
+    ).update(dead_at=F("dies_at"))

@@ -3,6 +3,7 @@
 from licensing_client.client import (
     DEFAULT_TOKEN_VARIABLE,
     LicensingClient,
+    MachineResult,
     RefreshedUserToken,
     ValidationResult,
 )
@@ -10,6 +11,7 @@ from licensing_client.errors import (
     ApiError,
     AuthenticationError,
     ConfigurationError,
+    ConflictError,
     InvalidRequestError,
     LicenceInvalidError,
     LicensingError,
@@ -20,6 +22,7 @@ from licensing_client.errors import (
     ServiceUnavailableError,
     TransportError,
 )
+from licensing_client.heartbeats import Heartbeats
 from licensing_client.redaction import Secret
 
 __all__ = [
@@ -27,10 +30,13 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "ConfigurationError",
+    "ConflictError",
+    "Heartbeats",
     "InvalidRequestError",
     "LicenceInvalidError",
     "LicensingClient",
     "LicensingError",
+    "MachineResult",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",

@@ -53,9 +53,30 @@ class ValidationResult:
     """The answer of POST /v1/licenses/validate."""
 
     valid: bool
-    code: str  # VALID, NOT_FOUND, EXPIRED, SUSPENDED, REVOKED, PRODUCT_MISMATCH, NOT_STARTED
+    # VALID, NOT_FOUND, REVOKED, SUSPENDED, NOT_STARTED, EXPIRED, PRODUCT_MISMATCH,
+    # FINGERPRINT_NOT_ACTIVATED, HEARTBEAT_DEAD
+    code: str
     detail: str
     license: Json | None
+
+
+@dataclass(frozen=True)
+class MachineResult:
+    """The answer of activate or heartbeat: the machine when `active`, otherwise the validation
+    code that refused it (and the licence, unless NOT_FOUND)."""
+
+    active: bool
+    code: str
+    detail: str
+    machine: Json | None
+    license: Json | None = None
+    created: bool = False  # activate: this call took a slot (201)
+
+    @classmethod
+    def from_answer(cls, answer: Json, created: bool = False) -> MachineResult:
+        if "code" in answer:  # refused by the licence check
+            return cls(False, answer["code"], answer["detail"], None, answer["license"])
+        return cls(True, "VALID", "", answer, created=created)
 
 
 @dataclass(frozen=True)
@@ -170,11 +191,13 @@ class LicensingClient:
         *,
         auth: bool = True,
         safe: bool | None = None,
+        statuses: list[int] | None = None,
     ) -> Any:
         """One API call: its JSON answer (None for 204). Raises an ApiError for an error body.
 
         `path` is relative to base_url (or an absolute URL on the same origin, e.g. a `next`
-        link). `safe` calls (default: GET) are also retried after a 503.
+        link). `safe` calls (default: GET) are also retried after a 503. The status of the
+        answer is appended to `statuses` when given.
         """
         safe = method in ("GET", "HEAD") if safe is None else safe
         renewed = False
@@ -185,7 +208,7 @@ class LicensingClient:
                 access = self._bearer()
                 headers["Authorization"] = f"Bearer {access.reveal()}"
             try:
-                return self._send(method, path, body, headers)
+                return self._send(method, path, body, headers, statuses)
             except AuthenticationError:
                 if not auth or renewed:
                     raise
@@ -220,7 +243,9 @@ class LicensingClient:
             return path
         return self.base_url + "/" + path.lstrip("/")
 
-    def _send(self, method: str, path: str, body: Json | None = None, headers=None) -> Any:
+    def _send(
+        self, method: str, path: str, body: Json | None = None, headers=None, statuses=None
+    ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         # http(s) only: base_url is checked in __init__, absolute links in _url.
         request = urllib.request.Request(self._url(path), data=data, method=method)  # noqa: S310
@@ -242,6 +267,8 @@ class LicensingClient:
                 f"{method} {_path_only(path)}: {self._scrub(str(error))}"
             ) from None
         logger.debug("%s %s -> %s", method, _path_only(path), status)
+        if statuses is not None:
+            statuses.append(status)
         if 300 <= status < 400:
             raise TransportError(f"{method} {_path_only(path)} was redirected; check base_url")
         if status == 204 or not raw:
@@ -421,13 +448,67 @@ class LicensingClient:
         """Change status, expiry, assignment or metadata."""
         return self.request("PATCH", f"/v1/licenses/{int(license_id)}", fields)
 
-    def validate_license(self, key: str, product: str | None = None) -> ValidationResult:
-        """POST /v1/licenses/validate: no token needed (client applications use only this)."""
-        body = {"key": key} if product is None else {"key": key, "product": product}
+    def validate_license(
+        self, key: str, product: str | None = None, *, fingerprint: str | None = None
+    ) -> ValidationResult:
+        """POST /v1/licenses/validate: no token needed. With `fingerprint`, the licence must also
+        be active on that machine (FINGERPRINT_NOT_ACTIVATED, HEARTBEAT_DEAD otherwise)."""
+        body = {"key": key}
+        if product is not None:
+            body["product"] = product
+        if fingerprint is not None:
+            body["fingerprint"] = fingerprint
         answer = self.request("POST", "/v1/licenses/validate", body, auth=False, safe=True)
         return ValidationResult(
             answer["valid"], answer["code"], answer["detail"], answer["license"]
         )
+
+    validate = validate_license
+
+    # --- Machines (client applications: no token)
+
+    def activate(
+        self,
+        key: str,
+        fingerprint: str,
+        *,
+        name: str | None = None,
+        platform: str | None = None,
+        hostname: str | None = None,
+        metadata: Json | None = None,
+    ) -> MachineResult:
+        """POST /v1/licenses/activate: bind the licence to this machine (idempotent per
+        fingerprint). Raises ConflictError when every activation slot is taken."""
+        body: Json = {"key": key, "fingerprint": fingerprint}
+        optional = {"name": name, "platform": platform, "hostname": hostname, "metadata": metadata}
+        body.update({field: value for field, value in optional.items() if value is not None})
+        answer, status = self._token_free("/v1/licenses/activate", body)
+        return MachineResult.from_answer(answer, created=status == 201)
+
+    def heartbeat(self, key: str, fingerprint: str) -> MachineResult:
+        """POST /v1/licenses/heartbeat: this machine is still running (see `Heartbeats` for a
+        background thread that keeps doing it)."""
+        answer, _ = self._token_free(
+            "/v1/licenses/heartbeat", {"key": key, "fingerprint": fingerprint}
+        )
+        return MachineResult.from_answer(answer)
+
+    def deactivate(self, key: str, fingerprint: str) -> None:
+        """POST /v1/licenses/deactivate: free this machine's slot. Raises NotFoundError (key or
+        fingerprint unknown) or ConflictError (churn budget used up; see `retry_after`)."""
+        self.request(
+            "POST",
+            "/v1/licenses/deactivate",
+            {"key": key, "fingerprint": fingerprint},
+            auth=False,
+            safe=False,
+        )
+
+    def _token_free(self, path: str, body: Json) -> tuple[Json, int]:
+        """An idempotent token-free call whose status tells two answers apart (201 from 200)."""
+        status: list[int] = []
+        answer = self.request("POST", path, body, auth=False, safe=True, statuses=status)
+        return answer, status[-1]
 
 
 def _is_local(hostname: str) -> bool:

@@ -54,6 +54,15 @@ class RequestTooLargeError(ApiError):
     """413 Request too large."""
 
 
+class ConflictError(ApiError):
+    """409: the licence's activation limit (`Activation limit reached`) or churn budget
+    (`Deactivation limit reached`, with `retry_after`) refused the call. Not retried."""
+
+    @property
+    def activation_limit(self) -> bool:
+        return self.error == "Activation limit reached"
+
+
 class RateLimitError(ApiError):
     """429, after the bounded retries (or at once when the wait would be too long).
 
@@ -74,6 +83,7 @@ BY_STATUS: dict[int, type[ApiError]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
     404: NotFoundError,
+    409: ConflictError,
     413: RequestTooLargeError,
     429: RateLimitError,
     503: ServiceUnavailableError,

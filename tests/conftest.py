@@ -16,7 +16,10 @@ from django_tenants.utils import schema_context
 from tenants.models import Tenant
 from tenants.services import AdminAccount, ensure_public_tenant, provision_tenant
 from tests.browser import chromium  # noqa: F401 (fixture: headless Chromium, or a skip)
-from tests.live import live_tenant_server  # noqa: F401 (fixture: the app served over real HTTP)
+from tests.live import (  # noqa: F401 (fixtures: the app served over real HTTP, committed rows)
+    committed_licence,
+    live_tenant_server,
+)
 
 TEST_PASSWORD = "Test-password-2026!"
 DEVELOPMENT_DATABASE = connection.settings_dict["NAME"]  # read before any test database exists
@@ -174,6 +177,33 @@ def api_client(make_user_token):
         return client
 
     return make
+
+
+class FakeClock:
+    """`licensing.clock.now` in tests: stands still until moved, so heartbeats need no sleeps."""
+
+    def __init__(self, start):
+        self.moment = start
+
+    def __call__(self):
+        return self.moment
+
+    def advance(self, **delta) -> None:
+        from datetime import timedelta
+
+        self.moment += timedelta(**delta)
+
+
+@pytest.fixture
+def licensing_clock(monkeypatch):
+    """The licensing domain's clock, frozen at the test's start; `.advance(seconds=...)`."""
+    from django.utils import timezone
+
+    from licensing import clock
+
+    fake = FakeClock(timezone.now())
+    monkeypatch.setattr(clock, "now", fake)
+    return fake
 
 
 @pytest.fixture

@@ -179,3 +179,30 @@ def live_tenant_server(django_db_setup, django_db_blocker):
     """The app served on alpha's host (alpha.localhost) on a port in 8300-8399, for a module."""
     with django_db_blocker.unblock(), run_live_tenant_server("alpha") as server:
         yield server
+
+
+@pytest.fixture
+def committed_licence(live_tenant_server, django_db_blocker):
+    """committed_licence(**plan_fields) -> License, committed in the live server's schema so its
+    threads see it; the licence, its machines, plan and product are deleted afterwards."""
+    from licensing.models import License, Machine, Plan, Product
+    from tests.licensing.factories import make_license, make_plan, unique
+
+    schema = live_tenant_server.tenant.schema_name
+    made = []
+
+    def make(**plan_fields):
+        with django_db_blocker.unblock(), schema_context(schema):
+            licence = make_license(make_plan(code=unique("live"), **plan_fields))
+        connection.set_schema_to_public()
+        made.append(licence)
+        return licence
+
+    yield make
+    with django_db_blocker.unblock(), schema_context(schema):
+        for licence in made:
+            Machine.objects.filter(license=licence).delete()
+            License.objects.filter(pk=licence.pk).delete()
+            Plan.objects.filter(pk=licence.plan_id).delete()
+            Product.objects.filter(pk=licence.product_id).delete()
+    connection.set_schema_to_public()

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from licensing.models import Machine
 from tokens import audit, monitoring
 from tokens.models import Alert, SecurityEvent, TokenUsageDay
 
@@ -54,6 +55,17 @@ def requests_per_day(since: date) -> dict[date, int]:
     return {row["day"]: row["total"] for row in rows}
 
 
+def activations_per_day(since: datetime) -> dict[date, int]:
+    """Machines activated (new or revived by activation) per day."""
+    rows = (
+        Machine.objects.filter(activated_at__gte=since)
+        .annotate(day=TruncDate("activated_at"))
+        .values("day")
+        .annotate(total=Count("pk"))
+    )
+    return {row["day"]: row["total"] for row in rows}
+
+
 def chart_series(now: datetime, days: int = DAYS) -> list[Series]:
     today = timezone.localdate(now)
     span = _days(today, days)
@@ -71,6 +83,14 @@ def chart_series(now: datetime, days: int = DAYS) -> list[Series]:
             "Rate-limit hits per day",
             "ratelimits",
             _fill(span, event_counts_per_day([SecurityEvent.Kind.RATE_LIMIT_HIT], since)),
+        ),
+        Series(
+            "Machine activations per day", "activations", _fill(span, activations_per_day(since))
+        ),
+        Series(
+            "Activation refusals per day",
+            "activation-refusals",
+            _fill(span, event_counts_per_day([SecurityEvent.Kind.ACTIVATION_REFUSED], since)),
         ),
     ]
 
@@ -152,6 +172,7 @@ def summary(now: datetime) -> list[tuple[str, int]]:
         ("Failed authentications", failed),
         ("Permission denials", totals.get(Kind.PERMISSION_DENIED, 0)),
         ("Rate-limit hits", totals.get(Kind.RATE_LIMIT_HIT, 0)),
+        ("Activation refusals", totals.get(Kind.ACTIVATION_REFUSED, 0)),
         ("Open alerts", Alert.objects.filter(status=Alert.Status.OPEN).count()),
     ]
 

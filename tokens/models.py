@@ -125,6 +125,7 @@ class SecurityEvent(models.Model):
         PERMISSIONS_CHANGED = "permissions_changed", "Permissions changed"
         RATE_LIMIT_HIT = "rate_limit_hit", "Rate limit hit"
         LICENCE_REFUSED = "licence_refused", "Refused: platform licence expired"
+        ACTIVATION_REFUSED = "activation_refused", "Machine activation refused"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
 from config.client_address import client_address
+from licensing import signals as licensing_signals
 from tenants import signals as tenant_signals
 from tenants.throttling import address_key
 from tokens import alerts, signals, usage
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 Kind = SecurityEvent.Kind
 FAILED_AUTHENTICATION_KINDS = (Kind.EXCHANGE_FAILED, Kind.AUTHENTICATION_FAILED)
-FOLDED_KINDS = (Kind.RATE_LIMIT_HIT, Kind.LICENCE_REFUSED)
+FOLDED_KINDS = (Kind.RATE_LIMIT_HIT, Kind.LICENCE_REFUSED, Kind.ACTIVATION_REFUSED)
 FOLD_SECONDS = 60
 FOLD_TTL = 15 * 60
 
@@ -458,6 +459,23 @@ def on_licence_refused(sender, *, request=None, **kw):
 
 
 @guarded
+def on_activation_refused(sender, *, license, reason="", request=None, **kw):
+    """A licence's activation limit or churn budget refused its client (no key recorded)."""
+    plan = license.plan
+    _folded(
+        Kind.ACTIVATION_REFUSED,
+        request=request,
+        reason=str(reason),
+        scope=f"license:{license.pk}",
+        details={
+            "license": license.pk,
+            "max_activations": plan.max_activations,
+            "max_deactivations": plan.max_deactivations,
+        },
+    )
+
+
+@guarded
 def on_token_used(sender, *, user_token, permissions_used=(), request=None, **kw):
     usage.count_request(user_token, permissions_used)
 
@@ -488,4 +506,7 @@ def connect() -> None:
     )
     tenant_signals.licence_refused.connect(
         on_licence_refused, dispatch_uid=f"{uid}.licence_refused"
+    )
+    licensing_signals.activation_refused.connect(
+        on_activation_refused, dispatch_uid=f"{uid}.activation_refused"
     )

@@ -1,13 +1,28 @@
 """Shapes of the licensing API: validate input, present objects. Policy lives in services."""
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
 from config.json_types import wrong_types
-from licensing.models import Customer, Group, License, LicenseStatus, Plan, Product
+from licensing import services
+from licensing.models import (
+    FINGERPRINT_MAX_LENGTH,
+    FINGERPRINT_PATTERN,
+    Customer,
+    DeactivationReason,
+    Group,
+    License,
+    LicenseStatus,
+    Machine,
+    MachineStatus,
+    Plan,
+    Product,
+)
 
 User = get_user_model()
 
@@ -128,6 +143,7 @@ class PlanSerializer(StrictSerializer):
             "name",
             "duration_days",
             "max_activations",
+            *services.PLAN_MACHINE_RULES,
             "entitlements",
             "created_at",
             "updated_at",
@@ -140,7 +156,15 @@ class PlanSerializer(StrictSerializer):
 class NestedPlanSerializer(serializers.ModelSerializer):
     class Meta:
         model = Plan
-        fields = ("id", "code", "name", "duration_days", "max_activations", "entitlements")
+        fields = (
+            "id",
+            "code",
+            "name",
+            "duration_days",
+            "max_activations",
+            *services.PLAN_MACHINE_RULES,
+            "entitlements",
+        )
 
 
 class ProductSerializer(StrictSerializer):
@@ -245,25 +269,61 @@ class LicenseUpdateSerializer(LicenseSerializer):
         read_only_fields = ("key", "product", "plan", "created_at", "updated_at")
 
 
-# --- Validation (no token)
+# --- Validation, activation, heartbeat, deactivation (no token)
 
 
-class ValidationRequestSerializer(serializers.Serializer):
+def fingerprint_field(**kwargs) -> serializers.RegexField:
+    return serializers.RegexField(
+        FINGERPRINT_PATTERN,
+        max_length=FINGERPRINT_MAX_LENGTH,
+        trim_whitespace=False,
+        error_messages={"invalid": "Printable ASCII, 1-255 characters, no space at either end."},
+        help_text="The machine's identity as the client computes it (e.g. a hash of hardware "
+        "ids): printable ASCII, no space at either end.",
+        **kwargs,
+    )
+
+
+class LicenseKeyRequestSerializer(serializers.Serializer):
+    """The token-free requests: a licence key (and here a fingerprint) as the client has them."""
+
     # No length limits here: an overlong key is malformed and answers NOT_FOUND like any other.
     key = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    product = serializers.CharField(required=False, allow_null=True, trim_whitespace=False)
+    fingerprint = fingerprint_field()
 
     def to_internal_value(self, data):
-        # Strings only: DRF's CharField would accept a number and turn it into text.
         if isinstance(data, Mapping):
-            errors = {
-                name: ["Must be a string."]
-                for name in ("key", "product")
-                if data.get(name) is not None and not isinstance(data.get(name), str)
-            }
+            # Strings only: DRF's CharField would accept a number and turn it into text.
+            errors = wrong_types(self, data)
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+class ValidationRequestSerializer(LicenseKeyRequestSerializer):
+    product = serializers.CharField(required=False, allow_null=True, trim_whitespace=False)
+    # Given: the licence must also be active on that machine.
+    fingerprint = fingerprint_field(required=False, allow_null=True)
+
+
+class ActivationRequestSerializer(LicenseKeyRequestSerializer):
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    platform = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    metadata = serializers.DictField(required=False)
+
+    def validate_metadata(self, value):
+        try:
+            return services.clean_metadata(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["metadata"]) from None
+
+
+class ActivationsSerializer(serializers.Serializer):
+    used = serializers.IntegerField(source="activations_used", help_text="Active machines.")
+    max = serializers.IntegerField(
+        source="plan.max_activations", allow_null=True, help_text="null: no limit."
+    )
 
 
 class ValidatedLicenseSerializer(serializers.Serializer):
@@ -276,3 +336,68 @@ class ValidatedLicenseSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True, help_text="null: perpetual.")
     entitlements = serializers.ListField(child=serializers.CharField(), source="plan.entitlements")
     max_activations = serializers.IntegerField(source="plan.max_activations", allow_null=True)
+    activations = ActivationsSerializer(source="*")
+
+
+class HeartbeatRulesSerializer(serializers.Serializer):
+    required = serializers.SerializerMethodField()
+    interval_seconds = serializers.IntegerField(
+        source="heartbeat_seconds", allow_null=True, help_text="null: no heartbeat needed."
+    )
+    grace_seconds = serializers.IntegerField(source="heartbeat_grace_seconds")
+    revive_seconds = serializers.IntegerField()
+
+    def get_required(self, plan) -> bool:
+        return plan.heartbeat_seconds is not None
+
+
+class ActivatedMachineSerializer(serializers.ModelSerializer):
+    """A machine as its client application sees it (activation and heartbeat answers)."""
+
+    status = serializers.ChoiceField(choices=MachineStatus.choices, read_only=True)
+    heartbeat_deadline = serializers.SerializerMethodField(
+        help_text="When the next heartbeat is due; null: no heartbeat needed."
+    )
+    heartbeat = HeartbeatRulesSerializer(source="license.plan", read_only=True)
+
+    class Meta:
+        model = Machine
+        fields = (
+            "id",
+            "fingerprint",
+            "name",
+            "platform",
+            "hostname",
+            "metadata",
+            "status",
+            "activated_at",
+            "last_heartbeat_at",
+            "heartbeat_deadline",
+            "dies_at",
+            "heartbeat",
+        )
+        read_only_fields = fields
+
+    def get_heartbeat_deadline(self, machine) -> datetime | None:
+        deadline = services.heartbeat_deadline(machine, machine.license.plan)
+        return serializers.DateTimeField().to_representation(deadline) if deadline else None
+
+
+class MachineSerializer(ActivatedMachineSerializer):
+    """A machine on the managed side (GET /v1/machines): with its licence and deactivation."""
+
+    license = serializers.PrimaryKeyRelatedField(read_only=True)
+    deactivation_reason = serializers.ChoiceField(
+        choices=DeactivationReason.choices, allow_blank=True, read_only=True
+    )
+
+    class Meta(ActivatedMachineSerializer.Meta):
+        fields = (
+            "id",
+            "license",
+            *ActivatedMachineSerializer.Meta.fields[1:],
+            "dead_at",
+            "deactivated_at",
+            "deactivation_reason",
+        )
+        read_only_fields = fields

@@ -5,28 +5,43 @@ tenant is simply not there and answers 404.
 """
 
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
 from config.client_address import client_address
-from licensing import services
+from config.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
+from licensing import clock, services
 from licensing.api.serializers import (
+    ActivatedMachineSerializer,
+    ActivationRequestSerializer,
     CustomerSerializer,
     GroupSerializer,
+    LicenseKeyRequestSerializer,
     LicenseSerializer,
     LicenseUpdateSerializer,
+    MachineSerializer,
     PlanSerializer,
     ProductSerializer,
     UserSerializer,
     ValidatedLicenseSerializer,
     ValidationRequestSerializer,
 )
-from licensing.models import Customer, Group, License, LicenseStatus, Plan, Product, ValidationCode
+from licensing.models import (
+    Customer,
+    Group,
+    License,
+    LicenseStatus,
+    Machine,
+    MachineStatus,
+    Plan,
+    Product,
+    ValidationCode,
+)
 from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens.catalogue import Permission
 
@@ -50,9 +65,14 @@ class ResourceViewSet(GenericViewSet):
             if raw is None:
                 continue
             try:
-                lookups[lookup] = make_field().run_validation(raw)
+                value = make_field().run_validation(raw)
             except ValidationError as exc:
                 errors[name] = exc.detail
+                continue
+            if callable(lookup):  # a filter that is not one field's value: value -> Q
+                queryset = queryset.filter(lookup(value))
+            else:
+                lookups[lookup] = value
         if errors:
             raise ValidationError(errors)
         return queryset.filter(**lookups)
@@ -207,6 +227,60 @@ class LicenseViewSet(ResourceViewSet):
         return self.answer(services.update_license(license, **changes))
 
 
+def machine_status_filter(status: str) -> Q:
+    now = clock.now()
+    if status == MachineStatus.DEACTIVATED:
+        return Q(deactivated_at__isnull=False)
+    if status == MachineStatus.DEAD:
+        return Q(deactivated_at__isnull=True, dies_at__lte=now)
+    return services.alive(now)
+
+
+def active_machine_filter(active: bool) -> Q:
+    return services.alive(clock.now()) if active else ~services.alive(clock.now())
+
+
+class MachineViewSet(ResourceViewSet):
+    """The machines licences are activated on; DELETE deactivates (not counted against the
+    licence's churn budget)."""
+
+    required_permissions = {
+        "GET": (Permission.VIEW_LICENSES,),
+        "DELETE": (Permission.EDIT_LICENSES,),
+    }
+    serializer_class = MachineSerializer
+    queryset = Machine.objects.select_related("license__plan")
+    filters = {
+        "license": (object_id, "license_id"),
+        "fingerprint": (
+            lambda: serializers.CharField(max_length=255, trim_whitespace=False),
+            "fingerprint",
+        ),
+        "active": (serializers.BooleanField, active_machine_filter),
+        "status": (
+            lambda: serializers.ChoiceField(choices=MachineStatus.choices),
+            machine_status_filter,
+        ),
+    }
+
+    def destroy(self, request, pk=None):
+        services.deactivate_machine(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def validation_answer(result: services.ValidationResult) -> dict:
+    """The body of a licence check: validation, or an activation or heartbeat refused by it."""
+    return {
+        "valid": result.valid,
+        "code": result.code.value,
+        "detail": result.detail,
+        "license": ValidatedLicenseSerializer(result.license).data if result.license else None,
+    }
+
+
 class LicenseValidationView(APIView):
     """POST /v1/licenses/validate: for client applications, without a token."""
 
@@ -221,14 +295,110 @@ class LicenseValidationView(APIView):
         result = services.validate_license_key(
             serializer.validated_data["key"],
             product_code=serializer.validated_data.get("product"),
+            fingerprint=serializer.validated_data.get("fingerprint"),
             client_address=client_address(request),
         )
         if result.code == ValidationCode.NOT_FOUND:
             count_failed_attempt(request, self.abuse_scope)
-        body = {
-            "valid": result.valid,
-            "code": result.code.value,
-            "detail": result.detail,
-            "license": ValidatedLicenseSerializer(result.license).data if result.license else None,
-        }
-        return Response(body, headers={"Cache-Control": "no-store"})
+        return Response(validation_answer(result), headers=NO_STORE)
+
+
+def machine_answer(result: services.ValidationResult, status_code=status.HTTP_200_OK) -> Response:
+    """The machine of an activation or heartbeat, or the licence check that refused it."""
+    if result.machine is None:
+        return Response(validation_answer(result), headers=NO_STORE)
+    body = ActivatedMachineSerializer(result.machine).data
+    return Response(body, status=status_code, headers=NO_STORE)
+
+
+def limit_reached(message: str, retry_after: int | None = None) -> Response:
+    headers = {**NO_STORE, **({"Retry-After": str(retry_after)} if retry_after else {})}
+    return Response(error_body(message), status=status.HTTP_409_CONFLICT, headers=headers)
+
+
+class LicenseActivationView(APIView):
+    """A client application binds its licence to this machine (its fingerprint).
+
+    201: activated, one of the plan's `max_activations` slots taken. 200: the machine, already
+    active with this fingerprint (idempotent), or the licence's validation code when it is not
+    VALID. 409: every slot is taken.
+    """
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    abuse_scope = "validate"  # one guessing budget for every endpoint that takes a licence key
+
+    def post(self, request):
+        guard_against_guessing(request, self.abuse_scope)
+        serializer = ActivationRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        try:
+            result = services.activate_machine(
+                fields.pop("key"), fields.pop("fingerprint"), request=request, **fields
+            )
+        except services.ActivationLimitReached:
+            return limit_reached(ACTIVATION_LIMIT_REACHED)
+        if result.code == ValidationCode.NOT_FOUND:
+            count_failed_attempt(request, self.abuse_scope)
+        created = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return machine_answer(result, created)
+
+
+class LicenseHeartbeatView(APIView):
+    """An activated machine says it is still running.
+
+    200: the machine with its next `heartbeat_deadline` (revived if it was dead for less than the
+    plan's `revive_seconds` and a slot is free), or the code that refused it: the licence's,
+    `FINGERPRINT_NOT_ACTIVATED`, or `HEARTBEAT_DEAD` (activate it again). 409: dead, and its slot
+    was taken meanwhile.
+    """
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    abuse_scope = "validate"
+
+    def post(self, request):
+        guard_against_guessing(request, self.abuse_scope)
+        serializer = LicenseKeyRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = services.heartbeat(
+                serializer.validated_data["key"],
+                serializer.validated_data["fingerprint"],
+                request=request,
+            )
+        except services.ActivationLimitReached:
+            return limit_reached(ACTIVATION_LIMIT_REACHED)
+        if result.code == ValidationCode.NOT_FOUND:
+            count_failed_attempt(request, self.abuse_scope)
+        return machine_answer(result)
+
+
+class LicenseDeactivationView(APIView):
+    """A client application frees its machine's slot.
+
+    204: deactivated. Any licence may free its machines, valid or not, within the plan's churn
+    budget (`max_deactivations` per 30 days; 409 with `Retry-After` past it).
+    """
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    abuse_scope = "validate"
+
+    def post(self, request):
+        guard_against_guessing(request, self.abuse_scope)
+        serializer = LicenseKeyRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            services.deactivate_by_client(
+                serializer.validated_data["key"],
+                serializer.validated_data["fingerprint"],
+                request=request,
+            )
+        except services.MachineNotFound:
+            count_failed_attempt(request, self.abuse_scope)
+            raise NotFound from None
+        except services.DeactivationLimitReached as refused:
+            return limit_reached(DEACTIVATION_LIMIT_REACHED, refused.retry_after)
+        return Response(status=status.HTTP_204_NO_CONTENT, headers=NO_STORE)

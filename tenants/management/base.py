@@ -54,3 +54,35 @@ class TenantCommand(BaseCommand):
 
     def handle_tenant(self, tenant: Tenant, options: dict):
         raise NotImplementedError
+
+
+class EachTenantCommand(BaseCommand):
+    """A command run in one tenant (`--tenant SCHEMA`) or in every one (`--all-tenants`), for
+    schedules; `handle_tenant` runs in each schema and returns its line of output. One failing
+    tenant does not stop the others; the command then exits non-zero."""
+
+    def add_arguments(self, parser):
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--tenant", metavar="SCHEMA", help="One tenant's schema name.")
+        which.add_argument("--all-tenants", action="store_true", help="Every tenant.")
+
+    def handle(self, *args, **options):
+        if options["all_tenants"]:
+            tenants = list(Tenant.objects.exclude(schema_name=get_public_schema_name()))
+        else:
+            tenants = [TenantCommand().get_tenant(options["tenant"])]
+        failed = []
+        for tenant in tenants:
+            with tenant_context(tenant):
+                try:
+                    line = self.handle_tenant(tenant, options)
+                except Exception as exc:  # one broken tenant must not stop the others
+                    failed.append(tenant.schema_name)
+                    self.stderr.write(f"{tenant.schema_name}: failed ({type(exc).__name__}: {exc})")
+                    continue
+            self.stdout.write(f"{tenant.schema_name}: {line}")
+        if failed:
+            raise CommandError(f"Failed for: {', '.join(failed)}")
+
+    def handle_tenant(self, tenant: Tenant, options: dict) -> str:
+        raise NotImplementedError

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from licensing import services
-from licensing.models import Customer, Group, License, LicenseStatus, Plan, Product
+from licensing import clock, services
+from licensing.models import Customer, Group, License, LicenseStatus, Machine, Plan, Product
 
 User = get_user_model()
 _serial = itertools.count(1)
@@ -55,6 +55,20 @@ def make_license(plan: Plan | None = None, **fields) -> License:
     return services.issue_license(product=plan.product, plan=plan, **fields)
 
 
+def make_machine(license: License | None = None, **fields) -> Machine:
+    """An active machine of `license` (a new licence by default), as an activation leaves it."""
+    license = license or make_license()
+    now = clock.now()
+    fields.setdefault("fingerprint", unique("fingerprint"))
+    return Machine.objects.create(
+        license=license,
+        activated_at=now,
+        last_heartbeat_at=now,
+        dies_at=services.dies_at_for(license.plan, now),
+        **fields,
+    )
+
+
 def set_license_dates(license: License, *, starts_in_days: float, expires_in_days: float | None):
     """Place a licence in time directly (the service refuses nothing here, but this is shorter)."""
     now = timezone.now()
@@ -78,6 +92,8 @@ def make(kind: str):
         return make_customer()
     if kind == "licenses":
         return make_license()
+    if kind == "machines":
+        return make_machine()
     raise ValueError(kind)
 
 
@@ -88,6 +104,7 @@ MODELS = {
     "plans": Plan,
     "customers": Customer,
     "licenses": License,
+    "machines": Machine,
 }
 
 
@@ -107,6 +124,15 @@ __all__ = ["LicenseStatus", "make", "only_in"]
 
 
 # --- Requests
+
+_addresses = itertools.count(1)
+
+
+def fresh_address() -> str:
+    """A documentation address (TEST-NET-3) of its own, so per-address throttles of other tests
+    never count against this one."""
+    n = next(_addresses)
+    return f"203.0.113.{n % 250 + 1}" if n < 250 else f"2001:db8:{n}::1"
 
 
 def post(client, path, body):

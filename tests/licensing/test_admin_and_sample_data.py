@@ -120,6 +120,8 @@ def test_entitlements_are_typed_as_a_list(admin_client, rows):
         "name": plan.name,
         "duration_days": "",
         "max_activations": "",
+        "heartbeat_grace_seconds": 120,  # the form shows the defaults
+        "revive_seconds": 86400,
         "entitlements": "export, sync ,export,  beta",
     }
     response = admin_client.post(f"/admin/licensing/plan/{plan.pk}/change/", form)
@@ -182,3 +184,29 @@ def test_sample_data_is_added_once_and_validates(tenant_alpha, alpha_client):
     assert [line for line in second if "validate" in line] == [
         line for line in first if "validate" in line
     ]
+
+
+def test_sample_data_seeds_machines_and_prints_a_working_activation(tenant_alpha, alpha_client):
+    from licensing.models import Machine
+
+    with schema_context("alpha"):
+        lines = load_sample_data(tenant_alpha)
+        machines = Machine.objects.count()
+        load_sample_data(tenant_alpha)
+        assert Machine.objects.count() == machines
+    assert machines == 4
+    calls = {}
+    for line in lines:
+        found = re.search(r"-d '([^']*)' \S+/v1/licenses/(\w+)$", line.strip())
+        if found and "fingerprint" in found.group(1):
+            calls[found.group(2)] = json.loads(found.group(1))
+    assert list(calls) == ["activate", "validate", "heartbeat", "deactivate"]
+    statuses = []
+    for action, body in calls.items():
+        response = alpha_client.post(
+            f"/v1/licenses/{action}", body, content_type="application/json"
+        )
+        statuses.append(response.status_code)
+        if action == "validate":
+            assert response.json()["code"] == "VALID"
+    assert statuses == [201, 200, 200, 204]

@@ -10,6 +10,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django_tenants.utils import schema_context
 
+from licensing.models import Machine
 from tests.licensing.factories import make, make_plan, make_user, only_in, unique
 from tokens.catalogue import ALL_PERMISSIONS, Permission
 
@@ -41,8 +42,19 @@ ENDPOINTS = [
     ("GET", "/v1/licenses/{id}", P.VIEW_LICENSES),
     ("POST", "/v1/licenses", P.EDIT_LICENSES),
     ("PATCH", "/v1/licenses/{id}", P.EDIT_LICENSES),
+    ("GET", "/v1/machines", P.VIEW_LICENSES),
+    ("GET", "/v1/machines/{id}", P.VIEW_LICENSES),
+    ("DELETE", "/v1/machines/{id}", P.EDIT_LICENSES),
 ]
 SUCCESS = {"GET": 200, "POST": 201, "PATCH": 200, "DELETE": 204}
+
+
+def is_gone(obj) -> bool:
+    """A DELETE took effect: the row is gone (a machine is kept, deactivated)."""
+    stored = type(obj).objects.filter(pk=obj.pk).first()
+    if isinstance(obj, Machine):
+        return stored is not None and stored.deactivated_at is not None
+    return stored is None
 
 
 def kind_of(path: str) -> str:
@@ -120,6 +132,7 @@ def test_every_other_permission_is_not_enough(api_client, method, path, permissi
         with schema_context("alpha"):
             # Refused means untouched.
             assert type(target).objects.filter(pk=target.pk).exists()
+            assert not is_gone(target)
             if method == "PATCH":
                 fresh = type(target).objects.get(pk=target.pk)
                 assert all(
@@ -137,7 +150,7 @@ def test_the_required_permission_alone_succeeds(api_client, method, path, permis
     assert response.status_code == SUCCESS[method], response.content
     if method == "DELETE":
         with schema_context("alpha"):
-            assert not type(target).objects.filter(pk=target.pk).exists()
+            assert is_gone(target)
         return
     data = response.json()
     if "{id}" in path or method == "POST":
@@ -165,7 +178,7 @@ def test_an_id_of_the_other_tenant_is_not_found(api_client, method, path, permis
     assert response.status_code == 404
     assert response.json() == {"error": "Not found"}
     with schema_context("beta"):
-        assert type(foreign).objects.filter(pk=foreign.pk).exists()
+        assert not is_gone(foreign)
 
 
 @pytest.mark.parametrize(

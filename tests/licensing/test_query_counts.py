@@ -9,6 +9,7 @@ from tests.licensing.factories import (
     make_customer,
     make_group,
     make_license,
+    make_machine,
     make_plan,
     make_product,
     make_user,
@@ -40,6 +41,8 @@ def add_rows(kind: str, count: int) -> None:
             make_customer()
         elif kind == "licenses":
             make_license(customer=make_customer(), user=make_user())
+        elif kind == "machines":
+            make_machine()
 
 
 LISTS = [
@@ -49,6 +52,7 @@ LISTS = [
     ("plans", P.VIEW_PRODUCTS),
     ("customers", P.VIEW_CUSTOMERS),
     ("licenses", P.VIEW_LICENSES),
+    ("machines", P.VIEW_LICENSES),
 ]
 
 

@@ -1,6 +1,5 @@
 """POST /v1/licenses/validate: no token, every code of CONTRACT section 5, in its order."""
 
-import itertools
 import re
 
 import pytest
@@ -10,11 +9,16 @@ from django_tenants.utils import schema_context
 
 from licensing import services
 from licensing.models import LicenseStatus, LicenseValidation, ValidationCode
-from tests.licensing.factories import make_license, make_plan, make_user, set_license_dates
+from tests.licensing.factories import (
+    fresh_address,
+    make_license,
+    make_plan,
+    make_user,
+    set_license_dates,
+)
 
 pytestmark = pytest.mark.django_db
 
-_addresses = itertools.count(1)
 LICENSE_FIELDS = {
     "status",
     "product",
@@ -23,14 +27,8 @@ LICENSE_FIELDS = {
     "expires_at",
     "entitlements",
     "max_activations",
+    "activations",
 }
-
-
-def fresh_address() -> str:
-    """A documentation address (TEST-NET-3) of its own, so per-address throttles of other tests
-    never count against this one."""
-    n = next(_addresses)
-    return f"203.0.113.{n % 250 + 1}" if n < 250 else f"2001:db8:{n}::1"
 
 
 def validate(client, body, address=None, **headers):
@@ -205,6 +203,8 @@ def test_codes_are_defined_once_in_contract_order():
         "NOT_STARTED",
         "EXPIRED",
         "PRODUCT_MISMATCH",
+        "FINGERPRINT_NOT_ACTIVATED",
+        "HEARTBEAT_DEAD",
         "VALID",
     ]
 

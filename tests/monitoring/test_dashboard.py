@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from tests.licensing.factories import make_machine
 from tokens.dashboard import Series, bar_chart
 from tokens.models import Alert, SecurityEvent, TokenUsageDay
 
@@ -39,6 +40,11 @@ def test_the_dashboard_shows_charts_tokens_and_open_alerts(admin_client, make_us
         SecurityEvent.objects.create(
             kind=SecurityEvent.Kind.RATE_LIMIT_HIT, reason="licence", count=5
         )
+        make_machine()
+        make_machine()
+        SecurityEvent.objects.create(
+            kind=SecurityEvent.Kind.ACTIVATION_REFUSED, reason="activation_limit", count=3
+        )
         alert = Alert.objects.create(
             kind=Alert.Kind.FAILED_AUTHENTICATION,
             count=10,
@@ -48,11 +54,13 @@ def test_the_dashboard_shows_charts_tokens_and_open_alerts(admin_client, make_us
     response = admin_client.get(URL)
     assert response.status_code == 200
     page = response.content.decode()
-    assert page.count('<svg class="dashboard-chart') == 3
+    assert page.count('<svg class="dashboard-chart') == 5
     assert 'src="http' not in page and 'href="http' not in page  # nothing from a CDN
     assert "Authorised API requests per day: 50 in 30 days" in page
     assert "Failed authentications per day: 1 in 30 days" in page
     assert "Rate-limit hits per day: 5 in 30 days" in page
+    assert "Machine activations per day: 2 in 30 days" in page
+    assert "Activation refusals per day: 3 in 30 days" in page
     assert f"{today.isoformat()}: 42" in page  # a bar's tooltip
     assert alert.message in page and 'name="alert"' in page
     assert "CRM &lt;sync&gt;" in page and "CRM <sync>" not in page

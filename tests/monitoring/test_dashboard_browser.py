@@ -57,7 +57,7 @@ def test_dashboard_in_a_browser(live_tenant_server, demo_activity, browser):
     page.click("text=Security dashboard")  # linked from the admin index
     page.wait_for_url("**/admin/tokens/securitydashboard/")
 
-    assert page.locator("svg.dashboard-chart").count() == 3
+    assert page.locator("svg.dashboard-chart").count() == 5
     assert page.locator("svg.dashboard-requests rect.dashboard-bar").count() == 30
     assert page.locator("#dashboard-alerts tr.dashboard-alert").count() == 2  # open ones only
     tokens_table = page.inner_text("#dashboard-tokens")

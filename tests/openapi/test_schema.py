@@ -30,6 +30,9 @@ TOKEN_FREE = {
     ("post", "/v1/auth/token"),
     ("post", "/v1/auth/refresh"),
     ("post", "/v1/licenses/validate"),
+    ("post", "/v1/licenses/activate"),
+    ("post", "/v1/licenses/deactivate"),
+    ("post", "/v1/licenses/heartbeat"),
 }
 NOT_OPERATIONS = {"/v1/schema", "/v1/docs"}
 
@@ -180,7 +183,14 @@ def test_errors_are_attached_where_they_can_occur(schema):
             assert error_messages(schema, responses["413"]) == {errors.REQUEST_TOO_LARGE}, label
         if "{id}" in path:
             assert error_messages(schema, responses["404"]) == {errors.NOT_FOUND}, label
-    for path in ("/v1/auth/token", "/v1/auth/refresh", "/v1/licenses/validate"):
+    for path in (
+        "/v1/auth/token",
+        "/v1/auth/refresh",
+        "/v1/licenses/validate",
+        "/v1/licenses/activate",
+        "/v1/licenses/deactivate",
+        "/v1/licenses/heartbeat",
+    ):
         guessing = schema["paths"][path]["post"]["responses"]["429"]
         assert errors.TOO_MANY_REQUESTS in error_messages(schema, guessing)
         assert "Retry-After" in resolve_response(schema, guessing)["headers"]
