@@ -154,6 +154,8 @@ def test_a_plan_cannot_move_to_another_product_in_the_admin(admin_client, issued
             "name": "Renamed",
             "duration_days": "",
             "max_activations": "",
+            "heartbeat_grace_seconds": 120,  # the machine rules' defaults, as the form shows them
+            "revive_seconds": 86400,
             "entitlements": "",
         },
     )
