@@ -386,6 +386,9 @@ def issue_license(
     raise RuntimeError("Could not generate a unique licence key.")
 
 
+# Moving to one of these bumps the licence's epoch (licensing/offline.py: files issued before stop
+# being trusted once a client sees the revocation list).
+WITHDRAWN_STATUSES = (LicenseStatus.SUSPENDED, LicenseStatus.REVOKED)
 LICENSE_CHANGEABLE = ("status", "starts_at", "expires_at", "customer", "user", "metadata")
 
 
@@ -404,11 +407,24 @@ def update_license(license: License, **changes: Any) -> License:
     terms.update({name: value for name, value in changes.items() if name in terms})
     _lock_holder(terms["user"])
     check_license_terms(product=stored.product, plan=stored.plan, license=stored, **terms)
+    new_status = changes.get("status", stored.status)
+    withdrawn = new_status != stored.status and new_status in WITHDRAWN_STATUSES
     for name, value in changes.items():
         setattr(stored, name, value)
+    if withdrawn:
+        stored.epoch += 1  # licence files issued so far are dropped by the revocation list
     stored.full_clean()
     stored.save()
     return stored
+
+
+# --- Machines (the machines feature replaces this with its activation check)
+
+
+def machine_is_active(license: License, fingerprint: str) -> bool:
+    """Whether a machine with `fingerprint` is activated for `license`. There are no machine
+    activations yet, so no machine is: a licence file bound to a machine is refused (400)."""
+    return False
 
 
 # --- Token-free validation

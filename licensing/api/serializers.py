@@ -6,7 +6,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import serializers
 
+from config.http_signatures import NonceField
 from config.json_types import wrong_types
+from licensing import offline
 from licensing.models import Customer, Group, License, LicenseStatus, Plan, Product
 
 User = get_user_model()
@@ -252,15 +254,47 @@ class ValidationRequestSerializer(serializers.Serializer):
     # No length limits here: an overlong key is malformed and answers NOT_FOUND like any other.
     key = serializers.CharField(trim_whitespace=False, allow_blank=True)
     product = serializers.CharField(required=False, allow_null=True, trim_whitespace=False)
+    nonce = NonceField()
 
     def to_internal_value(self, data):
         # Strings only: DRF's CharField would accept a number and turn it into text.
         if isinstance(data, Mapping):
             errors = {
                 name: ["Must be a string."]
-                for name in ("key", "product")
+                for name in ("key", "product", "nonce")
                 if data.get(name) is not None and not isinstance(data.get(name), str)
             }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class CheckoutRequestSerializer(ValidationRequestSerializer):
+    """POST /v1/licenses/checkout: the validation request, and what the licence file should be."""
+
+    fingerprint = serializers.RegexField(
+        offline.FINGERPRINT,
+        required=False,
+        max_length=128,
+        help_text="Binds the file to this machine, which must be activated for the licence.",
+    )
+    ttl_seconds = serializers.IntegerField(
+        required=False,
+        min_value=int(offline.MIN_TTL.total_seconds()),
+        max_value=int(offline.MAX_TTL.total_seconds()),
+        help_text="How long the file is valid (default 7 days); never past the licence's expiry.",
+    )
+    encrypt = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Encrypt the payload (AES-256-GCM) with a key derived from the licence key.",
+    )
+    unknown_fields_refused = True  # config.openapi: `additionalProperties: false`
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = wrong_types(self, data)
+            errors.update({name: ["Unknown field."] for name in data if name not in self.fields})
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)

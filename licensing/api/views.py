@@ -14,8 +14,11 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
 from config.client_address import client_address
-from licensing import services
+from config.http_signatures import SignedAnswers, iso_utc
+from config.pagination import ApiCursorPagination
+from licensing import offline, services
 from licensing.api.serializers import (
+    CheckoutRequestSerializer,
     CustomerSerializer,
     GroupSerializer,
     LicenseSerializer,
@@ -27,10 +30,12 @@ from licensing.api.serializers import (
     ValidationRequestSerializer,
 )
 from licensing.models import Customer, Group, License, LicenseStatus, Plan, Product, ValidationCode
+from tenants.signing_keys import jwks
 from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens.catalogue import Permission
 
 User = get_user_model()
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def object_id():
@@ -207,28 +212,90 @@ class LicenseViewSet(ResourceViewSet):
         return self.answer(services.update_license(license, **changes))
 
 
-class LicenseValidationView(APIView):
-    """POST /v1/licenses/validate: for client applications, without a token."""
+class ClientApplicationView(SignedAnswers, APIView):
+    """An endpoint for client applications: no token, signed answers (config.http_signatures),
+    counted against the tenant's licence like any request."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
+
+
+def validation_body(code: ValidationCode, license) -> dict:
+    return {
+        "valid": code == ValidationCode.VALID,
+        "code": code.value,
+        "detail": code.label,
+        "license": ValidatedLicenseSerializer(license).data if license else None,
+    }
+
+
+class LicenseValidationView(ClientApplicationView):
+    """POST /v1/licenses/validate: for client applications, without a token."""
+
     abuse_scope = "validate"  # tenants.throttling: guessing keys is slowed per address
 
     def post(self, request):
         guard_against_guessing(request, self.abuse_scope)
         serializer = ValidationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         result = services.validate_license_key(
-            serializer.validated_data["key"],
-            product_code=serializer.validated_data.get("product"),
-            client_address=client_address(request),
+            data["key"], product_code=data.get("product"), client_address=client_address(request)
         )
         if result.code == ValidationCode.NOT_FOUND:
             count_failed_attempt(request, self.abuse_scope)
+        body = self.signed_body(validation_body(result.code, result.license), data.get("nonce"))
+        return Response(body, headers=NO_STORE)
+
+
+class LicenseCheckoutView(ClientApplicationView):
+    """POST /v1/licenses/checkout: a signed (optionally encrypted) offline licence file."""
+
+    abuse_scope = "validate"  # the same key space as validation: one budget for guessing
+
+    def post(self, request):
+        guard_against_guessing(request, self.abuse_scope)
+        serializer = CheckoutRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        checkout = offline.check_out_license(
+            data["key"],
+            tenant=request.tenant,
+            fingerprint=data.get("fingerprint"),
+            ttl_seconds=data.get("ttl_seconds"),
+            encrypt=data["encrypt"],
+            product_code=data.get("product"),
+            client_address=client_address(request),
+        )
+        if checkout.code == ValidationCode.NOT_FOUND:
+            count_failed_attempt(request, self.abuse_scope)
         body = {
-            "valid": result.valid,
-            "code": result.code.value,
-            "detail": result.detail,
-            "license": ValidatedLicenseSerializer(result.license).data if result.license else None,
+            **validation_body(checkout.code, checkout.license),
+            "license_file": checkout.license_file,
+            "expires": iso_utc(checkout.expires) if checkout.expires else None,
         }
-        return Response(body, headers={"Cache-Control": "no-store"})
+        return Response(self.signed_body(body, data.get("nonce")), headers=NO_STORE)
+
+
+class SigningKeysView(ClientApplicationView):
+    """GET /v1/signing-keys: the tenant's public keys (a JWKS), current first."""
+
+    def get(self, request):
+        return Response(jwks(request.tenant), headers={"Cache-Control": "max-age=300"})
+
+
+class RevocationsView(ClientApplicationView):
+    """GET /v1/licenses/revocations: licences revoked or suspended within the last 365 days, so
+    an offline client can drop a licence file early (docs/offline.md)."""
+
+    pagination_class = ApiCursorPagination
+
+    def get(self, request):
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(offline.revoked_licenses(), request, view=self)
+        results = [
+            {"license_key_hash": offline.license_key_hash(license.key), "epoch": license.epoch}
+            for license in page
+        ]
+        body = paginator.get_paginated_response(results).data
+        return Response(self.signed_body(body), headers=NO_STORE)
