@@ -202,9 +202,7 @@ def revoked_licenses(now: datetime | None = None):
     """Revoked or suspended licences changed within REVOCATION_WINDOW, ordered by id."""
     since = (now or timezone.now()) - REVOCATION_WINDOW
     return (
-        License.objects.filter(
-            status__in=services.WITHDRAWN_STATUSES, updated_at__gte=since
-        )
+        License.objects.filter(status__in=services.WITHDRAWN_STATUSES, updated_at__gte=since)
         .only("id", "key", "epoch", "status")
         .order_by("id")
     )

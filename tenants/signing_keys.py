@@ -30,7 +30,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from tenants.models import SigningKey, SigningKeyStatus, Tenant
+from tenants.models import SigningKey, Tenant
 
 ENCRYPTION_INFO = b"licensing-platform signing-key encryption v1"
 NONCE_BYTES = 12
@@ -41,9 +41,9 @@ MAX_OVERLAP = timedelta(days=366)
 
 
 def _encryption_key() -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=ENCRYPTION_INFO
-    ).derive(settings.SIGNING_KEY_ENCRYPTION_KEY.encode())
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=ENCRYPTION_INFO).derive(
+        settings.SIGNING_KEY_ENCRYPTION_KEY.encode()
+    )
 
 
 def _associated_data(schema_name: str, kid: str) -> bytes:
@@ -189,4 +189,3 @@ signer_cache = SignerCache()
 
 def current_signer(tenant: Tenant) -> Signer:
     return signer_cache.get(tenant)
-
