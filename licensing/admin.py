@@ -4,10 +4,11 @@ same service as the API, so the admin cannot create a key the API would not."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from licensing import services
+from licensing import offline, services
 from licensing.models import (
     Customer,
     Group,
@@ -214,7 +215,7 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     autocomplete_fields = ("customer", "user")
     readonly_fields = ("key", "expired", *TIMESTAMPS)
     date_hierarchy = "created_at"
-    actions = ("suspend", "reactivate", "revoke")
+    actions = ("suspend", "reactivate", "revoke", "download_license_file")
     fieldsets = (
         (None, {"fields": ("key", "product", "plan", "status")}),
         ("Holder", {"fields": ("customer", "user")}),
@@ -307,6 +308,21 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     @admin.action(description="Revoke selected licences (final)")
     def revoke(self, request, queryset):
         self._set_status(request, queryset, LicenseStatus.REVOKED)
+
+    @admin.action(description="Download licence file (offline use, 7 days)")
+    def download_license_file(self, request, queryset):
+        licenses = list(queryset[:2])
+        if len(licenses) != 1:
+            self.message_user(request, "Select exactly one licence.", messages.WARNING)
+            return None
+        checkout = offline.check_out_license(licenses[0].key, tenant=request.tenant)
+        if not checkout.valid:
+            self.message_user(request, f"No licence file: {checkout.code.label}", messages.WARNING)
+            return None
+        response = HttpResponse(checkout.license_file, content_type="text/plain; charset=utf-8")
+        name = f"license-{licenses[0].key[:5]}.lic"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
 
 @admin.register(LicenseValidation)

@@ -379,8 +379,9 @@ def test_a_wrong_encryption_key_is_a_configuration_error(db, settings):
 
 
 def test_the_migration_gives_existing_tenants_a_key(db):
-    from django.apps import apps as global_apps
     from importlib import import_module
+
+    from django.apps import apps as global_apps
 
     migration = import_module("tenants.migrations.0003_signing_key")
     SigningKey.objects.filter(tenant__schema_name="beta").delete()
