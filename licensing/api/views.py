@@ -289,6 +289,7 @@ class RevocationsView(ClientApplicationView):
     an offline client can drop a licence file early (docs/offline.md)."""
 
     pagination_class = ApiCursorPagination
+    paginated = True  # config.openapi: `limit` and `cursor` are validated (400)
 
     def get(self, request):
         paginator = self.pagination_class()

@@ -30,6 +30,9 @@ TOKEN_FREE = {
     ("post", "/v1/auth/token"),
     ("post", "/v1/auth/refresh"),
     ("post", "/v1/licenses/validate"),
+    ("post", "/v1/licenses/checkout"),
+    ("get", "/v1/licenses/revocations"),
+    ("get", "/v1/signing-keys"),
 }
 NOT_OPERATIONS = {"/v1/schema", "/v1/docs"}
 
@@ -180,7 +183,12 @@ def test_errors_are_attached_where_they_can_occur(schema):
             assert error_messages(schema, responses["413"]) == {errors.REQUEST_TOO_LARGE}, label
         if "{id}" in path:
             assert error_messages(schema, responses["404"]) == {errors.NOT_FOUND}, label
-    for path in ("/v1/auth/token", "/v1/auth/refresh", "/v1/licenses/validate"):
+    for path in (
+        "/v1/auth/token",
+        "/v1/auth/refresh",
+        "/v1/licenses/validate",
+        "/v1/licenses/checkout",
+    ):
         guessing = schema["paths"][path]["post"]["responses"]["429"]
         assert errors.TOO_MANY_REQUESTS in error_messages(schema, guessing)
         assert "Retry-After" in resolve_response(schema, guessing)["headers"]
@@ -214,3 +222,19 @@ def test_not_served_on_the_public_domain(db):
     from django.test import Client
 
     assert Client(HTTP_HOST="localhost").get("/v1/schema").status_code == 404
+
+
+SIGNED = {
+    ("post", "/v1/licenses/validate"),
+    ("post", "/v1/licenses/checkout"),
+    ("get", "/v1/licenses/revocations"),
+    ("get", "/v1/signing-keys"),
+}
+
+
+def test_signed_operations_describe_their_signature_headers_on_every_answer(schema):
+    for method, path, operation in operations(schema):
+        for status, response in operation["responses"].items():
+            headers = resolve_response(schema, response).get("headers", {})
+            signed = {"Content-Digest", "Signature-Input", "Signature"} <= set(headers)
+            assert signed == ((method, path) in SIGNED), (method, path, status)
