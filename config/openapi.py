@@ -245,7 +245,8 @@ class ApiAutoSchema(AutoSchema):
         errors_here["429"] = "LicenseLimitOrGuessing" if self.guessable() else "LicenseLimitReached"
         errors_here["503"] = "ServiceUnavailable"
         if getattr(self.view, "paginated", False):
-            errors_here["400"] = "InvalidRequest"  # a malformed `limit` or `cursor`
+            errors_here["400"] = "InvalidRequest"  # a malformed `limit`
+            errors_here["404"] = "NotFound"  # an unknown `cursor`
         for status, name in errors_here.items():
             responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
         if getattr(self.view, "signed_answers", False):

@@ -163,7 +163,7 @@ class License(Timestamped):
     metadata = models.JSONField(default=dict, blank=True)
     # Goes up whenever licence files issued so far must stop being trusted (suspend, revoke,
     # machine deactivation); each offline licence file carries the epoch it was issued at.
-    epoch = models.PositiveIntegerField(default=0, editable=False)
+    epoch = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         verbose_name = "licence"

@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 import urllib.error
@@ -38,6 +39,12 @@ from licensing_client.errors import (
     error_for,
 )
 from licensing_client.redaction import Secret, scrub
+from licensing_client.verification import (
+    ClockState,
+    LicenseFile,
+    load_license_file,
+    verify_response,
+)
 
 logger = logging.getLogger("licensing_client")
 
@@ -170,11 +177,13 @@ class LicensingClient:
         *,
         auth: bool = True,
         safe: bool | None = None,
+        verify: Callable[[int, Any, bytes], None] | None = None,
     ) -> Any:
         """One API call: its JSON answer (None for 204). Raises an ApiError for an error body.
 
         `path` is relative to base_url (or an absolute URL on the same origin, e.g. a `next`
-        link). `safe` calls (default: GET) are also retried after a 503.
+        link). `safe` calls (default: GET) are also retried after a 503. `verify(status, headers,
+        body)` sees every answer's raw bytes first, error answers included, and may refuse it.
         """
         safe = method in ("GET", "HEAD") if safe is None else safe
         renewed = False
@@ -185,7 +194,7 @@ class LicensingClient:
                 access = self._bearer()
                 headers["Authorization"] = f"Bearer {access.reveal()}"
             try:
-                return self._send(method, path, body, headers)
+                return self._send(method, path, body, headers, verify)
             except AuthenticationError:
                 if not auth or renewed:
                     raise
@@ -220,7 +229,9 @@ class LicensingClient:
             return path
         return self.base_url + "/" + path.lstrip("/")
 
-    def _send(self, method: str, path: str, body: Json | None = None, headers=None) -> Any:
+    def _send(
+        self, method: str, path: str, body: Json | None = None, headers=None, verify=None
+    ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         # http(s) only: base_url is checked in __init__, absolute links in _url.
         request = urllib.request.Request(self._url(path), data=data, method=method)  # noqa: S310
@@ -231,10 +242,10 @@ class LicensingClient:
             request.add_header(name, value)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                status, raw = response.status, response.read()
+                status, raw, answer_headers = response.status, response.read(), response.headers
                 retry_after = None
         except urllib.error.HTTPError as answer:
-            status, raw = answer.code, answer.read()
+            status, raw, answer_headers = answer.code, answer.read(), answer.headers
             retry_after = _retry_after(answer.headers.get("Retry-After"))
             answer.close()
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
@@ -244,6 +255,8 @@ class LicensingClient:
         logger.debug("%s %s -> %s", method, _path_only(path), status)
         if 300 <= status < 400:
             raise TransportError(f"{method} {_path_only(path)} was redirected; check base_url")
+        if verify is not None:
+            verify(status, answer_headers, raw)
         if status == 204 or not raw:
             if status >= 400:
                 raise error_for(status, {}, retry_after)
@@ -421,13 +434,71 @@ class LicensingClient:
         """Change status, expiry, assignment or metadata."""
         return self.request("PATCH", f"/v1/licenses/{int(license_id)}", fields)
 
-    def validate_license(self, key: str, product: str | None = None) -> ValidationResult:
-        """POST /v1/licenses/validate: no token needed (client applications use only this)."""
+    def validate_license(
+        self,
+        key: str,
+        product: str | None = None,
+        *,
+        public_keys: dict | None = None,
+        state: ClockState | None = None,
+    ) -> ValidationResult:
+        """POST /v1/licenses/validate: no token needed (client applications use only this).
+
+        With the tenant's `public_keys` (`public_keys_from_jwks`), the answer must carry a valid
+        signature and echo a fresh nonce, else BadSignatureError/UnknownKeyIdError (and, with a
+        `state`, ClockWentBackwardsError for an answer older than one already seen)."""
         body = {"key": key} if product is None else {"key": key, "product": product}
-        answer = self.request("POST", "/v1/licenses/validate", body, auth=False, safe=True)
+        verify = None
+        if public_keys is not None:
+            body["nonce"] = secrets.token_urlsafe(24)
+            verify = self._verifier("POST", "/v1/licenses/validate", public_keys, body, state)
+        answer = self.request(
+            "POST", "/v1/licenses/validate", body, auth=False, safe=True, verify=verify
+        )
         return ValidationResult(
             answer["valid"], answer["code"], answer["detail"], answer["license"]
         )
+
+    def check_out_license(
+        self,
+        key: str,
+        *,
+        public_keys: dict,
+        fingerprint: str | None = None,
+        ttl_seconds: int | None = None,
+        encrypt: bool = False,
+        state: ClockState | None = None,
+    ) -> LicenseFile | None:
+        """POST /v1/licenses/checkout, verified; the opened licence file, or None when the licence
+        is not valid (see `validate_license` for why)."""
+        body: dict[str, Any] = {"key": key, "encrypt": encrypt, "nonce": secrets.token_urlsafe(24)}
+        if fingerprint is not None:
+            body["fingerprint"] = fingerprint
+        if ttl_seconds is not None:
+            body["ttl_seconds"] = ttl_seconds
+        verify = self._verifier("POST", "/v1/licenses/checkout", public_keys, body, state)
+        answer = self.request("POST", "/v1/licenses/checkout", body, auth=False, verify=verify)
+        if not answer["license_file"]:
+            return None
+        return load_license_file(answer["license_file"], public_keys, key, fingerprint, state=state)
+
+    def _verifier(self, method: str, path: str, public_keys, body: dict, state):
+        full_path = urllib.parse.urlsplit(self._url(path)).path
+
+        def verify(status: int, headers, raw: bytes) -> None:
+            # Only a success answer echoes the nonce; error bodies are the contract's exact ones.
+            verify_response(
+                method=method,
+                path=full_path,
+                status=status,
+                headers=headers,
+                body=raw,
+                public_keys=public_keys,
+                nonce=body["nonce"] if status == 200 else None,
+                state=state,
+            )
+
+        return verify
 
 
 def _is_local(hostname: str) -> bool:

@@ -209,6 +209,7 @@ class LicenseFile:
     tenant: str
     epoch: int
     kid: str
+    text: str  # the file itself, to keep for offline use
 
     def revoked_by(self, revocations: list[dict]) -> bool:
         """Whether GET /v1/licenses/revocations (its `results`) withdraws this file."""
@@ -300,4 +301,5 @@ def load_license_file(
         tenant=payload["tenant"],
         epoch=payload["epoch"],
         kid=envelope["kid"],
+        text=text,
     )
