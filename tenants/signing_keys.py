@@ -145,6 +145,7 @@ def jwk(key: SigningKey, now: datetime | None = None) -> dict:
 
 
 def jwks(tenant: Tenant) -> dict:
+    ensure_signing_key(tenant)  # never an empty set for a tenant made without one
     now = timezone.now()
     return {"keys": [jwk(key, now) for key in published_keys(tenant, now)]}
 
