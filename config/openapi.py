@@ -468,7 +468,7 @@ class SigningKeysViewSchema(OpenApiViewExtension):
                 "kid": serializers.CharField(),
                 "x": serializers.CharField(help_text="The public key, base64url (RFC 8037)."),
                 "status": serializers.ChoiceField(
-                    choices=[SigningKeyStatus.CURRENT, SigningKeyStatus.RETIRING]
+                    choices=[SigningKeyStatus.CURRENT.value, SigningKeyStatus.RETIRING.value]
                 ),
             },
         )

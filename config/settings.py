@@ -311,6 +311,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The JWKS's key status shares the field name `status` with the licence's.
+    "ENUM_NAME_OVERRIDES": {
+        "LicenseStatusEnum": "licensing.models.LicenseStatus",
+        "SigningKeyStatusEnum": ["current", "retiring"],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.add_error_components",
