@@ -12,7 +12,7 @@
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 
 from config import errors
@@ -187,6 +187,10 @@ class ApiAutoSchema(AutoSchema):
 
     def _get_filter_parameters(self):
         parameters = super()._get_filter_parameters()
+        if getattr(self.view, "paginated", False):  # an APIView answering one page of a list
+            return parameters + self.view.pagination_class().get_schema_operation_parameters(
+                self.view
+            )
         if not self._is_list_view():
             return parameters
         for name, (make_field, _lookup) in getattr(self.view, "filters", {}).items():
@@ -508,13 +512,9 @@ class RevocationsViewSchema(OpenApiViewExtension):
                 **{name: field for name, field in FRESHNESS_FIELDS.items() if name != "nonce"},
             },
         )
-        parameters = [
-            OpenApiParameter("cursor", str, description="The page to read (from `next`)."),
-            OpenApiParameter("limit", int, description="Items per page (default 50; at most 500)."),
-        ]
 
         class Fixed(self.target_class):
-            @extend_schema(parameters=parameters, responses={200: page})
+            @extend_schema(responses={200: page})
             def get(self, request):
                 pass  # pragma: no cover
 
