@@ -281,7 +281,8 @@ class SigningKeysView(ClientApplicationView):
     """GET /v1/signing-keys: the tenant's public keys (a JWKS), current first."""
 
     def get(self, request):
-        return Response(jwks(request.tenant), headers={"Cache-Control": "max-age=300"})
+        # Revalidated on every use: right after a rotation a cached set would lack the new key.
+        return Response(jwks(request.tenant), headers={"Cache-Control": "no-cache"})
 
 
 class RevocationsView(ClientApplicationView):

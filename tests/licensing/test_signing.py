@@ -390,3 +390,33 @@ def test_the_migration_gives_existing_tenants_a_key(db):
     assert key.retires_at is None and key.kid.startswith("beta-")
     assert not SigningKey.objects.filter(tenant__schema_name="public").exists()
     assert SigningKey.objects.filter(tenant__schema_name="alpha", retires_at=None).count() == 1
+
+
+@pytest.fixture
+def caching_outside_transactions(monkeypatch):
+    """The signer cache as a server process has it (tests run inside a transaction, where
+    nothing is cached), with a clock the test moves."""
+    from types import SimpleNamespace
+
+    from tenants import signing_keys
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(signing_keys, "connection", SimpleNamespace(in_atomic_block=False))
+    monkeypatch.setattr(signing_keys, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    yield clock
+    signing_keys.signer_cache.clear()  # its entries came from this test's rolled-back rows
+
+
+def test_a_rotation_reaches_other_workers_within_the_cache_time(
+    caching_outside_transactions, tenant_alpha, settings
+):
+    from tenants.signing_keys import SignerCache, signer_cache
+
+    other_worker = SignerCache()
+    before = other_worker.get(tenant_alpha).kid
+    assert signer_cache.get(tenant_alpha).kid == before
+    new = rotate_signing_key(tenant_alpha)
+    assert signer_cache.get(tenant_alpha).kid == new.kid  # this process: at once
+    assert other_worker.get(tenant_alpha).kid == before  # another: still the retiring key...
+    caching_outside_transactions.now += settings.SIGNING_KEY_CACHE_SECONDS
+    assert other_worker.get(tenant_alpha).kid == new.kid  # ...for at most the cache time
