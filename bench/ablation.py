@@ -3,7 +3,7 @@
 In-process (Django's test client, no server, no load generator), on the data `python -m bench`
 prepared: for each endpoint, the SQL statements and the mean time of a warm request with every
 optimisation, then without the tenant cache, then without the remembered search_path, then
-without both. Times are means of --requests requests (wall clock, and CPU time of this process),
+without both, then without signed answers (the cost of signing validate's answers). Times are means of --requests requests (wall clock, and CPU time of this process),
 the median of --rounds interleaved rounds; queries are exact.
 """
 
@@ -46,6 +46,19 @@ def without_search_path_memory():
         yield
     finally:
         DatabaseWrapper._handle_search_path = saved
+
+
+@contextlib.contextmanager
+def without_signing():
+    """Answers of signed views (validate) go out unsigned: what RFC 9421 signing costs."""
+    from config import http_signatures
+
+    saved = http_signatures.sign_response
+    http_signatures.sign_response = lambda request, response, signer: None
+    try:
+        yield
+    finally:
+        http_signatures.sign_response = saved
 
 
 def measure(targets, names, requests: int) -> dict:
@@ -108,6 +121,7 @@ def main() -> None:
         "without tenant cache": without_tenant_cache,
         "without remembered search_path": without_search_path_memory,
         "without both": without_both,
+        "without signed answers": without_signing,
     }
     runs: dict[str, list] = {label: [] for label in variants}
     for _ in range(args.rounds):

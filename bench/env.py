@@ -39,7 +39,12 @@ def configure(database: str) -> dict[str, str]:
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = embedded_database_url(database)
     os.environ["DEBUG"] = "0"
-    for name in ("SECRET_KEY", "JWT_SIGNING_KEY", "USER_TOKEN_HASH_KEY"):
+    for name in (
+        "SECRET_KEY",
+        "JWT_SIGNING_KEY",
+        "USER_TOKEN_HASH_KEY",
+        "SIGNING_KEY_ENCRYPTION_KEY",
+    ):
         os.environ.setdefault(name, f"bench-{name.lower()}-{secrets.token_urlsafe(32)}")
     os.environ["BENCH_REFERENCE"] = "1"
     # Plain HTTP on the loopback: TLS is the load balancer's work in a deployment.

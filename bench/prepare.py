@@ -11,6 +11,7 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlparse
 
 TENANT = "bench"
@@ -65,6 +66,7 @@ def migrate() -> None:
 def ensure_tenant():
     from tenants.models import Tenant
     from tenants.services import AdminAccount, provision_tenant, set_tenant_licence
+    from tenants.signing_keys import rotate_signing_key
 
     tenant = Tenant.objects.filter(schema_name=TENANT).first()
     if tenant is None:
@@ -78,6 +80,9 @@ def ensure_tenant():
     set_tenant_licence(
         tenant, request_limit=2_000_000_000, request_period="minute", expires_at=None
     )
+    # Every run has fresh keys (bench.env), so the signing key stored by an earlier run no longer
+    # decrypts: a new one, the old ones withdrawn.
+    rotate_signing_key(tenant, overlap=timedelta(0))
     return tenant
 
 

@@ -5,7 +5,12 @@ import os
 import secrets
 from pathlib import Path
 
-KEY_NAMES = ("SECRET_KEY", "JWT_SIGNING_KEY", "USER_TOKEN_HASH_KEY")
+KEY_NAMES = (
+    "SECRET_KEY",
+    "JWT_SIGNING_KEY",
+    "USER_TOKEN_HASH_KEY",
+    "SIGNING_KEY_ENCRYPTION_KEY",
+)
 
 
 def development_keys(data_dir: Path) -> dict[str, str]:

@@ -148,6 +148,27 @@ MACHINE_RESPONSES = {
 }
 
 
+SIGNED_ANSWER_HEADERS = {
+    "Content-Digest": {
+        "description": "RFC 9530: `sha-256=:<base64 SHA-256 of the body>:`.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^sha-256=:[A-Za-z0-9+/]+=*:$"},
+    },
+    "Signature-Input": {
+        "description": 'RFC 9421: `sig1=("@method";req "@path";req "@query";req "@status" '
+        '"content-digest");created=<unix time>;keyid="<kid>";alg="ed25519"`. The keys are '
+        "at `GET /v1/signing-keys`.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Signature": {
+        "description": "RFC 9421: `sig1=:<base64 Ed25519 signature of the signature base>:`.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^sig1=:[A-Za-z0-9+/]+=*:$"},
+    },
+}
+
+
 def add_error_components(result, generator, request, public):
     """drf-spectacular postprocessing hook: the error components every operation refers to."""
     components = result.setdefault("components", {})
@@ -193,6 +214,10 @@ class ApiAutoSchema(AutoSchema):
 
     def _get_filter_parameters(self):
         parameters = super()._get_filter_parameters()
+        if getattr(self.view, "paginated", False):  # an APIView answering one page of a list
+            return parameters + self.view.pagination_class().get_schema_operation_parameters(
+                self.view
+            )
         if not self._is_list_view():
             return parameters
         for name, (make_field, _lookup) in getattr(self.view, "filters", {}).items():
@@ -252,9 +277,22 @@ class ApiAutoSchema(AutoSchema):
         errors_here["503"] = "ServiceUnavailable"
         for view_class in type(self.view).__mro__:
             errors_here.update(MACHINE_RESPONSES.get(view_class.__name__, {}))
+        if getattr(self.view, "paginated", False):
+            errors_here["400"] = "InvalidRequest"  # a malformed `limit`
+            errors_here["404"] = "NotFound"  # an unknown `cursor`
         for status, name in errors_here.items():
             responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
+        if getattr(self.view, "signed_answers", False):
+            responses = {status: signed(response) for status, response in responses.items()}
         return responses
+
+
+def signed(response: dict) -> dict:
+    """A response of a signed operation (config.http_signatures): with its signature headers."""
+    ref = response.get("$ref", "")
+    if ref.startswith("#/components/responses/"):
+        response = ERROR_RESPONSES[ref.rsplit("/", 1)[1]]
+    return {**response, "headers": {**response.get("headers", {}), **SIGNED_ANSWER_HEADERS}}
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):
@@ -383,13 +421,24 @@ def license_check():
 
     return inline_serializer(
         "LicenseValidation",
-        {
-            "valid": serializers.BooleanField(),
-            "code": serializers.ChoiceField(choices=ValidationCode.choices),
-            "detail": serializers.CharField(),
-            "license": ValidatedLicenseSerializer(allow_null=True),
-        },
+        {**validation_fields(ValidatedLicenseSerializer, ValidationCode), **FRESHNESS_FIELDS},
     )
+
+
+@functools.cache
+def signed_machine():
+    """An activated machine as a signed answer carries it: with `tenant`, `ts` and `nonce`."""
+    from licensing.api.serializers import ActivatedMachineSerializer
+
+    class SignedMachineSerializer(ActivatedMachineSerializer):
+        tenant = FRESHNESS_FIELDS["tenant"]
+        ts = FRESHNESS_FIELDS["ts"]
+        nonce = FRESHNESS_FIELDS["nonce"]
+
+        class Meta(ActivatedMachineSerializer.Meta):
+            fields = (*ActivatedMachineSerializer.Meta.fields, "tenant", "ts", "nonce")
+
+    return SignedMachineSerializer
 
 
 class LicenseValidationViewSchema(OpenApiViewExtension):
@@ -407,11 +456,9 @@ class LicenseValidationViewSchema(OpenApiViewExtension):
 
 
 def machine_or_refusal():
-    from licensing.api.serializers import ActivatedMachineSerializer
-
     return PolymorphicProxySerializer(
         component_name="MachineOrLicenseRefusal",
-        serializers=[ActivatedMachineSerializer, license_check()],
+        serializers=[signed_machine(), license_check()],
         resource_type_field_name=None,
         help_text="The machine, or (with `code`) the licence check that refused the request.",
     )
@@ -421,15 +468,12 @@ class LicenseActivationViewSchema(OpenApiViewExtension):
     target_class = "licensing.api.views.LicenseActivationView"
 
     def view_replacement(self):
-        from licensing.api.serializers import (
-            ActivatedMachineSerializer,
-            ActivationRequestSerializer,
-        )
+        from licensing.api.serializers import ActivationRequestSerializer
 
         class Fixed(self.target_class):
             @extend_schema(
                 request=ActivationRequestSerializer,
-                responses={201: ActivatedMachineSerializer, 200: machine_or_refusal()},
+                responses={201: signed_machine(), 200: machine_or_refusal()},
             )
             def post(self, request):
                 pass  # pragma: no cover
@@ -466,6 +510,120 @@ class LicenseDeactivationViewSchema(OpenApiViewExtension):
                 responses={204: None},
             )
             def post(self, request):
+                pass  # pragma: no cover
+
+        return Fixed
+
+
+def validation_fields(license_serializer, codes) -> dict:
+    return {
+        "valid": serializers.BooleanField(),
+        "code": serializers.ChoiceField(choices=codes.choices),
+        "detail": serializers.CharField(),
+        "license": license_serializer(allow_null=True),
+    }
+
+
+# What a signed success answer adds to its body (config.http_signatures.SignedAnswers).
+FRESHNESS_FIELDS = {
+    "tenant": serializers.CharField(help_text="The tenant (schema name) that answered."),
+    "ts": serializers.DateTimeField(help_text="The server time of the answer (UTC)."),
+    "nonce": serializers.CharField(
+        required=False, help_text="The request's nonce, if it sent one."
+    ),
+}
+
+
+class LicenseCheckoutViewSchema(OpenApiViewExtension):
+    target_class = "licensing.api.views.LicenseCheckoutView"
+
+    def view_replacement(self):
+        from licensing.api.serializers import CheckoutRequestSerializer, ValidatedLicenseSerializer
+        from licensing.models import ValidationCode
+
+        result = inline_serializer(
+            "LicenseCheckout",
+            {
+                **validation_fields(ValidatedLicenseSerializer, ValidationCode),
+                "license_file": serializers.CharField(
+                    allow_null=True,
+                    help_text="The licence file (`-----BEGIN LICENSE FILE-----` ...); null "
+                    "unless the licence is valid. Format: docs/offline.md.",
+                ),
+                "expires": serializers.DateTimeField(
+                    allow_null=True, help_text="When the licence file stops being valid."
+                ),
+                **FRESHNESS_FIELDS,
+            },
+        )
+
+        class Fixed(self.target_class):
+            @extend_schema(request=CheckoutRequestSerializer, responses={200: result})
+            def post(self, request):
+                pass  # pragma: no cover
+
+        return Fixed
+
+
+class SigningKeysViewSchema(OpenApiViewExtension):
+    target_class = "licensing.api.views.SigningKeysView"
+
+    def view_replacement(self):
+        from tenants.models import SigningKeyStatus
+
+        key = inline_serializer(
+            "SigningKey",
+            many=True,
+            fields={
+                "kty": serializers.ChoiceField(choices=["OKP"]),
+                "crv": serializers.ChoiceField(choices=["Ed25519"]),
+                "kid": serializers.CharField(),
+                "x": serializers.CharField(help_text="The public key, base64url (RFC 8037)."),
+                "status": serializers.ChoiceField(
+                    choices=[SigningKeyStatus.CURRENT.value, SigningKeyStatus.RETIRING.value]
+                ),
+            },
+        )
+        keys = inline_serializer("SigningKeySet", {"keys": key})
+
+        class Fixed(self.target_class):
+            @extend_schema(responses={200: keys})
+            def get(self, request):
+                pass  # pragma: no cover
+
+        return Fixed
+
+
+class RevocationsViewSchema(OpenApiViewExtension):
+    target_class = "licensing.api.views.RevocationsView"
+
+    def view_replacement(self):
+        entry = inline_serializer(
+            "Revocation",
+            many=True,
+            fields={
+                "license_key_hash": serializers.CharField(
+                    help_text="Lowercase hex SHA-256 of the normalised licence key "
+                    "(`XXXXX-XXXXX-XXXXX-XXXXX-XXXXX`, upper case)."
+                ),
+                "epoch": serializers.IntegerField(
+                    help_text="Licence files of this licence with a lower epoch are withdrawn."
+                ),
+            },
+        )
+        page = inline_serializer(
+            "RevocationPage",
+            {
+                "results": entry,
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                **{name: field for name, field in FRESHNESS_FIELDS.items() if name != "nonce"},
+            },
+        )
+
+        class Fixed(self.target_class):
+            @extend_schema(responses={200: page})
+            def get(self, request):
                 pass  # pragma: no cover
 
         return Fixed

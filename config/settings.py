@@ -79,8 +79,15 @@ USER_TOKEN_HASH_KEY_ID = os.environ.get("USER_TOKEN_HASH_KEY_ID", "k1")
 USER_TOKEN_OLD_HASH_KEYS = dict(
     item.split(":", 1) for item in env_list("USER_TOKEN_OLD_HASH_KEYS", []) if ":" in item
 )
-if len({SECRET_KEY, JWT_SIGNING_KEY, USER_TOKEN_HASH_KEY}) != 3:
-    raise ImproperlyConfigured("SECRET_KEY, JWT_SIGNING_KEY and USER_TOKEN_HASH_KEY must differ.")
+# Encrypts the tenants' Ed25519 signing keys at rest (AES-256-GCM, key derived by HKDF-SHA256;
+# tenants/signing_keys.py). Losing it loses every stored private key: rotate to new ones.
+SIGNING_KEY_ENCRYPTION_KEY = key("SIGNING_KEY_ENCRYPTION_KEY")
+if len({SECRET_KEY, JWT_SIGNING_KEY, USER_TOKEN_HASH_KEY, SIGNING_KEY_ENCRYPTION_KEY}) != 4:
+    raise ImproperlyConfigured(
+        "SECRET_KEY, JWT_SIGNING_KEY, USER_TOKEN_HASH_KEY and SIGNING_KEY_ENCRYPTION_KEY must differ."
+    )
+# Seconds a worker keeps using the signing key it loaded; a rotation reaches every worker within it.
+SIGNING_KEY_CACHE_SECONDS = env_int("SIGNING_KEY_CACHE_SECONDS", 10)
 
 PUBLIC_DOMAIN = os.environ.get("PUBLIC_DOMAIN", "localhost")
 ALLOWED_HOSTS = env_list(
@@ -138,6 +145,8 @@ GET_EXECUTOR_FUNCTION = "tenants.migration_executor.get_executor"
 
 MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
+    # RFC 9421 signatures on every answer of the views that ask for them, error answers included.
+    "config.http_signatures.SignedAnswerMiddleware",
     # HTTPS redirect and secure headers around everything below, error answers included.
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -311,9 +320,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Fields named `status` of licences, machines and the JWKS's keys: one enum name each.
     "ENUM_NAME_OVERRIDES": {
         "LicenseStatusEnum": "licensing.models.LicenseStatus",
         "MachineStatusEnum": "licensing.models.MachineStatus",
+        "SigningKeyStatusEnum": ["current", "retiring"],
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -7,12 +7,12 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from licensing import clock, services
+from licensing import clock, offline, services
 from licensing.models import (
     Customer,
     Group,
@@ -451,7 +451,7 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     autocomplete_fields = ("customer", "user")
     readonly_fields = ("key", "expired", *TIMESTAMPS)
     date_hierarchy = "created_at"
-    actions = ("suspend", "reactivate", "revoke")
+    actions = ("suspend", "reactivate", "revoke", "download_license_file")
     inlines = [MachineInline]
 
     class Media:
@@ -568,6 +568,21 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     @admin.action(description="Revoke selected licences (final)")
     def revoke(self, request, queryset):
         self._set_status(request, queryset, LicenseStatus.REVOKED)
+
+    @admin.action(description="Download licence file (offline use, 7 days)")
+    def download_license_file(self, request, queryset):
+        licenses = list(queryset[:2])
+        if len(licenses) != 1:
+            self.message_user(request, "Select exactly one licence.", messages.WARNING)
+            return None
+        checkout = offline.check_out_license(licenses[0].key, tenant=request.tenant)
+        if not checkout.valid:
+            self.message_user(request, f"No licence file: {checkout.code.label}", messages.WARNING)
+            return None
+        response = HttpResponse(checkout.license_file, content_type="text/plain; charset=utf-8")
+        name = f"license-{licenses[0].key[:5]}.lic"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
 
 @admin.register(LicenseValidation)

@@ -203,6 +203,9 @@ class License(Timestamped):
     starts_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty means perpetual.")
     metadata = models.JSONField(default=dict, blank=True)
+    # Goes up whenever licence files issued so far must stop being trusted (suspend, revoke,
+    # machine deactivation); each offline licence file carries the epoch it was issued at.
+    epoch = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         verbose_name = "licence"

@@ -423,6 +423,9 @@ def issue_license(
     raise RuntimeError("Could not generate a unique licence key.")
 
 
+# Moving to one of these bumps the licence's epoch (licensing/offline.py: files issued before stop
+# being trusted once a client sees the revocation list).
+WITHDRAWN_STATUSES = (LicenseStatus.SUSPENDED, LicenseStatus.REVOKED)
 LICENSE_CHANGEABLE = ("status", "starts_at", "expires_at", "customer", "user", "metadata")
 
 
@@ -441,11 +444,18 @@ def update_license(license: License, **changes: Any) -> License:
     terms.update({name: value for name, value in changes.items() if name in terms})
     _lock_holder(terms["user"])
     check_license_terms(product=stored.product, plan=stored.plan, license=stored, **terms)
+    new_status = changes.get("status", stored.status)
+    withdrawn = new_status != stored.status and new_status in WITHDRAWN_STATUSES
     for name, value in changes.items():
         setattr(stored, name, value)
+    if withdrawn:
+        stored.epoch += 1  # licence files issued so far are dropped by the revocation list
     stored.full_clean()
     stored.save()
     return stored
+
+
+# --- Machines (the machines feature replaces this with its activation check)
 
 
 # --- Token-free validation
@@ -545,6 +555,14 @@ def _license_by_key(lookup: str, now: datetime, fingerprint: str | None = None) 
         )
     found = list(licenses[:1])
     return found[0] if found else None
+
+
+def license_as_answered(license: License) -> License:
+    """`license` as a licence check answers it (with `activations_used`), for answers built from
+    a licence at hand, such as a licence file downloaded in the admin."""
+    if hasattr(license, "activations_used"):
+        return license
+    return _license_by_key(license.key, clock.now())
 
 
 def validate_license_key(
@@ -775,11 +793,14 @@ def _revive(machine: Machine, now: datetime, request) -> ValidationResult:
 
 
 def _deactivate(machine: Machine, reason: str, now: datetime) -> bool:
-    return bool(
+    done = bool(
         Machine.objects.filter(pk=machine.pk, deactivated_at__isnull=True).update(
             deactivated_at=now, deactivation_reason=reason
         )
     )
+    if done:  # licence files bound to the machine are superseded (docs/offline.md)
+        License.objects.filter(pk=machine.license_id).update(epoch=F("epoch") + 1)
+    return done
 
 
 def deactivate_by_client(key: str, fingerprint: str, *, request=None) -> None:

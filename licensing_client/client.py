@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 import urllib.error
@@ -38,6 +39,12 @@ from licensing_client.errors import (
     error_for,
 )
 from licensing_client.redaction import Secret, scrub
+from licensing_client.verification import (
+    ClockState,
+    LicenseFile,
+    load_license_file,
+    verify_response,
+)
 
 logger = logging.getLogger("licensing_client")
 
@@ -192,12 +199,14 @@ class LicensingClient:
         auth: bool = True,
         safe: bool | None = None,
         statuses: list[int] | None = None,
+        verify: Callable[[int, Any, bytes], None] | None = None,
     ) -> Any:
         """One API call: its JSON answer (None for 204). Raises an ApiError for an error body.
 
         `path` is relative to base_url (or an absolute URL on the same origin, e.g. a `next`
         link). `safe` calls (default: GET) are also retried after a 503. The status of the
-        answer is appended to `statuses` when given.
+        answer is appended to `statuses` when given. `verify(status, headers, body)` sees every
+        answer's raw bytes first, error answers included, and may refuse it.
         """
         safe = method in ("GET", "HEAD") if safe is None else safe
         renewed = False
@@ -208,7 +217,7 @@ class LicensingClient:
                 access = self._bearer()
                 headers["Authorization"] = f"Bearer {access.reveal()}"
             try:
-                return self._send(method, path, body, headers, statuses)
+                return self._send(method, path, body, headers, statuses, verify)
             except AuthenticationError:
                 if not auth or renewed:
                     raise
@@ -244,7 +253,13 @@ class LicensingClient:
         return self.base_url + "/" + path.lstrip("/")
 
     def _send(
-        self, method: str, path: str, body: Json | None = None, headers=None, statuses=None
+        self,
+        method: str,
+        path: str,
+        body: Json | None = None,
+        headers=None,
+        statuses=None,
+        verify=None,
     ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         # http(s) only: base_url is checked in __init__, absolute links in _url.
@@ -256,10 +271,10 @@ class LicensingClient:
             request.add_header(name, value)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                status, raw = response.status, response.read()
+                status, raw, answer_headers = response.status, response.read(), response.headers
                 retry_after = None
         except urllib.error.HTTPError as answer:
-            status, raw = answer.code, answer.read()
+            status, raw, answer_headers = answer.code, answer.read(), answer.headers
             retry_after = _retry_after(answer.headers.get("Retry-After"))
             answer.close()
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
@@ -271,6 +286,8 @@ class LicensingClient:
             statuses.append(status)
         if 300 <= status < 400:
             raise TransportError(f"{method} {_path_only(path)} was redirected; check base_url")
+        if verify is not None:
+            verify(status, answer_headers, raw)
         if status == 204 or not raw:
             if status >= 400:
                 raise error_for(status, {}, retry_after)
@@ -449,16 +466,26 @@ class LicensingClient:
         return self.request("PATCH", f"/v1/licenses/{int(license_id)}", fields)
 
     def validate_license(
-        self, key: str, product: str | None = None, *, fingerprint: str | None = None
+        self,
+        key: str,
+        product: str | None = None,
+        *,
+        fingerprint: str | None = None,
+        public_keys: dict | None = None,
+        state: ClockState | None = None,
     ) -> ValidationResult:
         """POST /v1/licenses/validate: no token needed. With `fingerprint`, the licence must also
-        be active on that machine (FINGERPRINT_NOT_ACTIVATED, HEARTBEAT_DEAD otherwise)."""
-        body = {"key": key}
+        be active on that machine (FINGERPRINT_NOT_ACTIVATED, HEARTBEAT_DEAD otherwise).
+
+        With the tenant's `public_keys` (`public_keys_from_jwks`), the answer must carry a valid
+        signature and echo a fresh nonce, else BadSignatureError/UnknownKeyIdError (and, with a
+        `state`, ClockWentBackwardsError for an answer older than one already seen)."""
+        body: Json = {"key": key}
         if product is not None:
             body["product"] = product
         if fingerprint is not None:
             body["fingerprint"] = fingerprint
-        answer = self.request("POST", "/v1/licenses/validate", body, auth=False, safe=True)
+        answer, _ = self._token_free("/v1/licenses/validate", body, public_keys, state)
         return ValidationResult(
             answer["valid"], answer["code"], answer["detail"], answer["license"]
         )
@@ -476,20 +503,29 @@ class LicensingClient:
         platform: str | None = None,
         hostname: str | None = None,
         metadata: Json | None = None,
+        public_keys: dict | None = None,
+        state: ClockState | None = None,
     ) -> MachineResult:
         """POST /v1/licenses/activate: bind the licence to this machine (idempotent per
         fingerprint). Raises ConflictError when every activation slot is taken."""
         body: Json = {"key": key, "fingerprint": fingerprint}
         optional = {"name": name, "platform": platform, "hostname": hostname, "metadata": metadata}
         body.update({field: value for field, value in optional.items() if value is not None})
-        answer, status = self._token_free("/v1/licenses/activate", body)
+        answer, status = self._token_free("/v1/licenses/activate", body, public_keys, state)
         return MachineResult.from_answer(answer, created=status == 201)
 
-    def heartbeat(self, key: str, fingerprint: str) -> MachineResult:
+    def heartbeat(
+        self,
+        key: str,
+        fingerprint: str,
+        *,
+        public_keys: dict | None = None,
+        state: ClockState | None = None,
+    ) -> MachineResult:
         """POST /v1/licenses/heartbeat: this machine is still running (see `Heartbeats` for a
         background thread that keeps doing it)."""
         answer, _ = self._token_free(
-            "/v1/licenses/heartbeat", {"key": key, "fingerprint": fingerprint}
+            "/v1/licenses/heartbeat", {"key": key, "fingerprint": fingerprint}, public_keys, state
         )
         return MachineResult.from_answer(answer)
 
@@ -504,11 +540,62 @@ class LicensingClient:
             safe=False,
         )
 
-    def _token_free(self, path: str, body: Json) -> tuple[Json, int]:
-        """An idempotent token-free call whose status tells two answers apart (201 from 200)."""
+    def _token_free(
+        self, path: str, body: Json, public_keys: dict | None = None, state=None
+    ) -> tuple[Json, int]:
+        """An idempotent token-free call and its status (201 from 200 tells two answers apart);
+        with `public_keys`, the answer is verified and must echo a fresh nonce."""
+        verify = None
+        if public_keys is not None:
+            body = {**body, "nonce": secrets.token_urlsafe(24)}
+            verify = self._verifier("POST", path, public_keys, body, state)
         status: list[int] = []
-        answer = self.request("POST", path, body, auth=False, safe=True, statuses=status)
+        answer = self.request(
+            "POST", path, body, auth=False, safe=True, statuses=status, verify=verify
+        )
         return answer, status[-1]
+
+    def check_out_license(
+        self,
+        key: str,
+        *,
+        public_keys: dict,
+        fingerprint: str | None = None,
+        ttl_seconds: int | None = None,
+        encrypt: bool = False,
+        state: ClockState | None = None,
+    ) -> LicenseFile | None:
+        """POST /v1/licenses/checkout, verified; the opened licence file, or None when the licence
+        is not valid (see `validate_license` for why)."""
+        body: dict[str, Any] = {"key": key, "encrypt": encrypt, "nonce": secrets.token_urlsafe(24)}
+        if fingerprint is not None:
+            body["fingerprint"] = fingerprint
+        if ttl_seconds is not None:
+            body["ttl_seconds"] = ttl_seconds
+        verify = self._verifier("POST", "/v1/licenses/checkout", public_keys, body, state)
+        answer = self.request("POST", "/v1/licenses/checkout", body, auth=False, verify=verify)
+        if not answer["license_file"]:
+            return None
+        return load_license_file(answer["license_file"], public_keys, key, fingerprint, state=state)
+
+    def _verifier(self, method: str, path: str, public_keys, body: dict, state):
+        full_path = urllib.parse.urlsplit(self._url(path)).path
+
+        def verify(status: int, headers, raw: bytes) -> None:
+            # Only a success answer echoes the nonce; error bodies are the contract's exact ones.
+            echoed = status in (200, 201)
+            verify_response(
+                method=method,
+                path=full_path,
+                status=status,
+                headers=headers,
+                body=raw,
+                public_keys=public_keys,
+                nonce=body["nonce"] if echoed else None,
+                state=state,
+            )
+
+        return verify
 
 
 def _is_local(hostname: str) -> bool:

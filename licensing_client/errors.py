@@ -97,3 +97,45 @@ def error_for(status: int, body: dict, retry_after: float | None) -> ApiError:
     else:
         kind = BY_STATUS.get(status, ApiError)
     return kind(status, error, body.get("details"), retry_after)
+
+
+# --- Verifying signed answers and offline licence files (licensing_client.verification)
+
+
+class VerificationError(LicensingError):
+    """A signed answer or a licence file cannot be trusted or used; never act on its content."""
+
+
+class BadSignatureError(VerificationError):
+    """The signature or Content-Digest does not verify (tampered body, status, path, headers),
+    is missing, or the answer does not echo the request's nonce."""
+
+
+class UnknownKeyIdError(VerificationError):
+    """Signed with a key id that is not among the tenant's public keys given."""
+
+
+class MalformedLicenseFileError(VerificationError):
+    """Not a licence file of this format."""
+
+
+class WrongLicenseKeyError(VerificationError):
+    """The licence file belongs to another licence key."""
+
+
+class DecryptionError(VerificationError):
+    """An encrypted licence file does not decrypt: another licence key or, for a file bound to a
+    machine, another fingerprint."""
+
+
+class WrongFingerprintError(VerificationError):
+    """The licence file is bound to another machine (or to one where none was given)."""
+
+
+class LicenseFileExpiredError(VerificationError):
+    """The licence file's `expires` has passed: check out a new one."""
+
+
+class ClockWentBackwardsError(VerificationError):
+    """The clock is behind a time already seen by more than the tolerance (set back to stretch a
+    file), or an answer is older than one already seen (a replay)."""

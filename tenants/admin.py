@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -14,7 +16,8 @@ from django_tenants.admin import TenantAdminMixin
 from django_tenants.utils import get_public_schema_name
 
 from tenants import services
-from tenants.models import Domain, Tenant
+from tenants.models import Domain, SigningKey, Tenant
+from tenants.signing_keys import jwk
 
 
 def available_on_current_schema(model) -> bool:
@@ -335,3 +338,55 @@ class DomainAdmin(SchemaScopedAdmin, admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.delete_domain(obj)
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin):
+    """The signing keys' public halves, read-only, to copy into a client application: on a
+    tenant's admin its own keys, on the platform's admin every tenant's. Rotation is a command
+    (`rotate_signing_key`); private keys never leave the server."""
+
+    list_display = ("kid", "status_display", "public_key_x", "created_at", "retires_at")
+    readonly_fields = ("kid", "status_display", "jwk_display", "created_at", "retires_at")
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        keys = super().get_queryset(request).select_related("tenant")
+        if connection.schema_name == get_public_schema_name():
+            return keys
+        return keys.filter(tenant_id=request.tenant.pk)
+
+    def get_list_display(self, request):
+        on_public = connection.schema_name == get_public_schema_name()
+        return ("tenant", *self.list_display) if on_public else self.list_display
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    class Media:
+        css = {"all": ["tenants/admin.css"]}
+
+    @admin.display(description="Status")
+    def status_display(self, obj):
+        return obj.status.label
+
+    @admin.display(description="Public key (x)")
+    def public_key_x(self, obj):
+        return format_html('<code class="copyable">{}</code>', jwk(obj)["x"])
+
+    @admin.display(description="JWK")
+    def jwk_display(self, obj):
+        text = json.dumps(jwk(obj), indent=2)
+        return format_html('<pre class="copyable">{}</pre>', text)

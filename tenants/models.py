@@ -75,3 +75,53 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} = {self.value}"
+
+
+class SigningKeyStatus(models.TextChoices):
+    """How a tenant's signing key is published in its JWKS (GET /v1/signing-keys)."""
+
+    CURRENT = "current", "Current"  # signs every new answer and licence file
+    RETIRING = "retiring", "Retiring"  # still published so older signatures verify
+    RETIRED = "retired", "Retired"  # past its overlap: no longer published
+
+
+class SigningKey(models.Model):
+    """A tenant's Ed25519 key pair for signed answers and licence files (tenants/signing_keys.py).
+
+    Kept in the public schema beside the tenant, so provisioning, rotation and the data migration
+    for existing tenants work without entering a tenant's schema. The private key is stored only
+    encrypted (AES-256-GCM under SIGNING_KEY_ENCRYPTION_KEY, the tenant and kid as associated data).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="signing_keys")
+    kid = models.CharField("key id", max_length=100, unique=True, editable=False)
+    public_key = models.BinaryField(max_length=32, editable=False)  # raw Ed25519, 32 bytes
+    encrypted_private_key = models.BinaryField(editable=False)  # 12-byte nonce + ciphertext + tag
+    created_at = models.DateTimeField(auto_now_add=True)
+    retires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Empty for the current key; a replaced key stays published until then.",
+    )
+
+    class Meta:
+        ordering = ["tenant_id", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(retires_at__isnull=True),
+                name="one_current_signing_key_per_tenant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.kid
+
+    def status_at(self, moment: datetime) -> SigningKeyStatus:
+        if self.retires_at is None:
+            return SigningKeyStatus.CURRENT
+        return SigningKeyStatus.RETIRING if self.retires_at > moment else SigningKeyStatus.RETIRED
+
+    @property
+    def status(self) -> SigningKeyStatus:
+        return self.status_at(timezone.now())

@@ -20,6 +20,7 @@ from django_tenants.utils import get_public_schema_name, schema_exists, tenant_c
 
 from tenants.models import Domain, RequestPeriod, Tenant
 from tenants.schema_template import create_tenant_schema, template_schema
+from tenants.signing_keys import ensure_signing_key
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ def provision_tenant(
     request_period: str = RequestPeriod.MINUTE,
     expires_at: datetime | None = None,
 ) -> Tenant:
-    """Create a tenant's schema, its domain, its first administrator and its platform licence.
+    """Create a tenant's schema, its domain, its first administrator, its platform licence and its
+    first signing key.
 
     Everything is validated first; if any later step fails, the tenant, its schema and its domain
     are removed again, so a failed provisioning leaves nothing behind.
@@ -157,6 +159,7 @@ def provision_tenant(
         create_tenant_schema(tenant)
         with transaction.atomic():
             Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
+            ensure_signing_key(tenant)  # signs its validation answers and licence files
             with tenant_context(tenant):
                 get_user_model().objects.create_superuser(
                     username=admin.username, email=admin.email, password=admin.password

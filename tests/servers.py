@@ -41,6 +41,8 @@ def production_env(database_url: str, redis_url: str | None = None, **extra: str
         SECRET_KEY=secrets.token_urlsafe(50),
         JWT_SIGNING_KEY=secrets.token_urlsafe(50),
         USER_TOKEN_HASH_KEY=secrets.token_urlsafe(50),
+        # The test database's signing keys were encrypted under this process's key.
+        SIGNING_KEY_ENCRYPTION_KEY=settings.SIGNING_KEY_ENCRYPTION_KEY,
         SECURE_SSL_REDIRECT="off",
         DJANGO_SETTINGS_MODULE="config.settings",
     )

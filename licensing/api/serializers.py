@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
+from config.http_signatures import NonceField
 from config.json_types import wrong_types
-from licensing import services
+from licensing import offline, services
 from licensing.models import (
     FINGERPRINT_MAX_LENGTH,
     FINGERPRINT_PATTERN,
@@ -290,6 +291,7 @@ class LicenseKeyRequestSerializer(serializers.Serializer):
     # No length limits here: an overlong key is malformed and answers NOT_FOUND like any other.
     key = serializers.CharField(trim_whitespace=False, allow_blank=True)
     fingerprint = fingerprint_field()
+    nonce = NonceField()
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -324,6 +326,33 @@ class ActivationsSerializer(serializers.Serializer):
     max = serializers.IntegerField(
         source="plan.max_activations", allow_null=True, help_text="null: no limit."
     )
+
+
+class CheckoutRequestSerializer(ValidationRequestSerializer):
+    """POST /v1/licenses/checkout: the validation request, and what the licence file should be."""
+
+    # Given: binds the file to this machine, which must be activated for the licence.
+    fingerprint = fingerprint_field(required=False, allow_null=True)
+    ttl_seconds = serializers.IntegerField(
+        required=False,
+        min_value=int(offline.MIN_TTL.total_seconds()),
+        max_value=int(offline.MAX_TTL.total_seconds()),
+        help_text="How long the file is valid (default 7 days); never past the licence's expiry.",
+    )
+    encrypt = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Encrypt the payload (AES-256-GCM) with a key derived from the licence key.",
+    )
+    unknown_fields_refused = True  # config.openapi: `additionalProperties: false`
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = wrong_types(self, data)
+            errors.update({name: ["Unknown field."] for name in data if name not in self.fields})
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
 
 
 class ValidatedLicenseSerializer(serializers.Serializer):

@@ -15,10 +15,13 @@ from rest_framework.viewsets import GenericViewSet
 
 from config.client_address import client_address
 from config.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
-from licensing import clock, services
+from config.http_signatures import SignedAnswers, iso_utc
+from config.pagination import ApiCursorPagination
+from licensing import clock, offline, services
 from licensing.api.serializers import (
     ActivatedMachineSerializer,
     ActivationRequestSerializer,
+    CheckoutRequestSerializer,
     CustomerSerializer,
     GroupSerializer,
     LicenseKeyRequestSerializer,
@@ -42,10 +45,12 @@ from licensing.models import (
     Product,
     ValidationCode,
 )
+from tenants.signing_keys import jwks
 from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens.catalogue import Permission
 
 User = get_user_model()
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def object_id():
@@ -268,47 +273,51 @@ class MachineViewSet(ResourceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-def validation_answer(result: services.ValidationResult) -> dict:
-    """The body of a licence check: validation, or an activation or heartbeat refused by it."""
-    return {
-        "valid": result.valid,
-        "code": result.code.value,
-        "detail": result.detail,
-        "license": ValidatedLicenseSerializer(result.license).data if result.license else None,
-    }
-
-
-class LicenseValidationView(APIView):
-    """POST /v1/licenses/validate: for client applications, without a token."""
+class ClientApplicationView(SignedAnswers, APIView):
+    """An endpoint for client applications: no token, signed answers (config.http_signatures),
+    counted against the tenant's licence like any request."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    abuse_scope = "validate"  # tenants.throttling: guessing keys is slowed per address
+    abuse_scope = "validate"  # one guessing budget for every endpoint that takes a licence key
+
+    def machine_answer(self, result: services.ValidationResult, nonce, status_code=200) -> Response:
+        """The machine of an activation or heartbeat, or the licence check that refused it."""
+        if result.machine is None:
+            body, status_code = validation_body(result.code, result.license), status.HTTP_200_OK
+        else:
+            body = ActivatedMachineSerializer(result.machine).data
+        return Response(self.signed_body(body, nonce), status=status_code, headers=NO_STORE)
+
+
+def validation_body(code: ValidationCode, license) -> dict:
+    """The body of a licence check: validation, or an activation or heartbeat refused by it."""
+    return {
+        "valid": code == ValidationCode.VALID,
+        "code": code.value,
+        "detail": code.label,
+        "license": ValidatedLicenseSerializer(license).data if license else None,
+    }
+
+
+class LicenseValidationView(ClientApplicationView):
+    """POST /v1/licenses/validate: for client applications, without a token."""
 
     def post(self, request):
         guard_against_guessing(request, self.abuse_scope)
         serializer = ValidationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         result = services.validate_license_key(
-            serializer.validated_data["key"],
-            product_code=serializer.validated_data.get("product"),
-            fingerprint=serializer.validated_data.get("fingerprint"),
+            data["key"],
+            product_code=data.get("product"),
+            fingerprint=data.get("fingerprint"),
             client_address=client_address(request),
         )
         if result.code == ValidationCode.NOT_FOUND:
             count_failed_attempt(request, self.abuse_scope)
-        return Response(validation_answer(result), headers=NO_STORE)
-
-
-def machine_answer(result: services.ValidationResult, status_code=status.HTTP_200_OK) -> Response:
-    """The machine of an activation or heartbeat, or the licence check that refused it."""
-    if result.machine is None:
-        return Response(validation_answer(result), headers=NO_STORE)
-    body = ActivatedMachineSerializer(result.machine).data
-    return Response(body, status=status_code, headers=NO_STORE)
+        body = self.signed_body(validation_body(result.code, result.license), data.get("nonce"))
+        return Response(body, headers=NO_STORE)
 
 
 def limit_reached(message: str, retry_after: int | None = None) -> Response:
@@ -316,7 +325,7 @@ def limit_reached(message: str, retry_after: int | None = None) -> Response:
     return Response(error_body(message), status=status.HTTP_409_CONFLICT, headers=headers)
 
 
-class LicenseActivationView(APIView):
+class LicenseActivationView(ClientApplicationView):
     """A client application binds its licence to this machine (its fingerprint).
 
     201: activated, one of the plan's `max_activations` slots taken. 200: the machine, already
@@ -324,15 +333,12 @@ class LicenseActivationView(APIView):
     VALID. 409: every slot is taken.
     """
 
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    abuse_scope = "validate"  # one guessing budget for every endpoint that takes a licence key
-
     def post(self, request):
         guard_against_guessing(request, self.abuse_scope)
         serializer = ActivationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
+        nonce = fields.pop("nonce", None)
         try:
             result = services.activate_machine(
                 fields.pop("key"), fields.pop("fingerprint"), request=request, **fields
@@ -342,10 +348,10 @@ class LicenseActivationView(APIView):
         if result.code == ValidationCode.NOT_FOUND:
             count_failed_attempt(request, self.abuse_scope)
         created = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return machine_answer(result, created)
+        return self.machine_answer(result, nonce, created)
 
 
-class LicenseHeartbeatView(APIView):
+class LicenseHeartbeatView(ClientApplicationView):
     """An activated machine says it is still running.
 
     200: the machine with its next `heartbeat_deadline` (revived if it was dead for less than the
@@ -353,10 +359,6 @@ class LicenseHeartbeatView(APIView):
     `FINGERPRINT_NOT_ACTIVATED`, or `HEARTBEAT_DEAD` (activate it again). 409: dead, and its slot
     was taken meanwhile.
     """
-
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    abuse_scope = "validate"
 
     def post(self, request):
         guard_against_guessing(request, self.abuse_scope)
@@ -372,19 +374,15 @@ class LicenseHeartbeatView(APIView):
             return limit_reached(ACTIVATION_LIMIT_REACHED)
         if result.code == ValidationCode.NOT_FOUND:
             count_failed_attempt(request, self.abuse_scope)
-        return machine_answer(result)
+        return self.machine_answer(result, serializer.validated_data.get("nonce"))
 
 
-class LicenseDeactivationView(APIView):
+class LicenseDeactivationView(ClientApplicationView):
     """A client application frees its machine's slot.
 
     204: deactivated. Any licence may free its machines, valid or not, within the plan's churn
     budget (`max_deactivations` per 30 days; 409 with `Retry-After` past it).
     """
-
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    abuse_scope = "validate"
 
     def post(self, request):
         guard_against_guessing(request, self.abuse_scope)
@@ -402,3 +400,58 @@ class LicenseDeactivationView(APIView):
         except services.DeactivationLimitReached as refused:
             return limit_reached(DEACTIVATION_LIMIT_REACHED, refused.retry_after)
         return Response(status=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
+
+
+class LicenseCheckoutView(ClientApplicationView):
+    """POST /v1/licenses/checkout: a signed (optionally encrypted) offline licence file."""
+
+    abuse_scope = "validate"  # the same key space as validation: one budget for guessing
+
+    def post(self, request):
+        guard_against_guessing(request, self.abuse_scope)
+        serializer = CheckoutRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        checkout = offline.check_out_license(
+            data["key"],
+            tenant=request.tenant,
+            fingerprint=data.get("fingerprint"),
+            ttl_seconds=data.get("ttl_seconds"),
+            encrypt=data["encrypt"],
+            product_code=data.get("product"),
+            client_address=client_address(request),
+        )
+        if checkout.code == ValidationCode.NOT_FOUND:
+            count_failed_attempt(request, self.abuse_scope)
+        body = {
+            **validation_body(checkout.code, checkout.license),
+            "license_file": checkout.license_file,
+            "expires": iso_utc(checkout.expires) if checkout.expires else None,
+        }
+        return Response(self.signed_body(body, data.get("nonce")), headers=NO_STORE)
+
+
+class SigningKeysView(ClientApplicationView):
+    """GET /v1/signing-keys: the tenant's public keys (a JWKS), current first."""
+
+    def get(self, request):
+        # Revalidated on every use: right after a rotation a cached set would lack the new key.
+        return Response(jwks(request.tenant), headers={"Cache-Control": "no-cache"})
+
+
+class RevocationsView(ClientApplicationView):
+    """GET /v1/licenses/revocations: licences revoked or suspended within the last 365 days, so
+    an offline client can drop a licence file early (docs/offline.md)."""
+
+    pagination_class = ApiCursorPagination
+    paginated = True  # config.openapi: `limit` and `cursor` are validated (400)
+
+    def get(self, request):
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(offline.revoked_licenses(), request, view=self)
+        results = [
+            {"license_key_hash": offline.license_key_hash(license.key), "epoch": license.epoch}
+            for license in page
+        ]
+        body = paginator.get_paginated_response(results).data
+        return Response(self.signed_body(body), headers=NO_STORE)

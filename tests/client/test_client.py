@@ -8,6 +8,7 @@ from django_tenants.utils import schema_context
 
 from licensing_client import (
     AuthenticationError,
+    ClockState,
     ConfigurationError,
     LicensingClient,
     NotFoundError,
@@ -15,7 +16,9 @@ from licensing_client import (
     RateLimitError,
     Secret,
     TransportError,
+    UnknownKeyIdError,
     ValidationResult,
+    public_keys_from_jwks,
 )
 
 pytestmark = pytest.mark.live
@@ -186,6 +189,32 @@ def test_issue_and_validate_a_licence(live_tenant_server, committed_token, clean
     assert anonymous.validate_license(licence["key"], product="other").code == "PRODUCT_MISMATCH"
     client.update_license(licence["id"], status="suspended")
     assert anonymous.validate_license(licence["key"]).code == "SUSPENDED"
+
+
+def test_verified_validation_and_checkout_over_real_http(
+    live_tenant_server, committed_token, cleanup_products, tmp_path
+):
+    _, secret = committed_token(EVERYTHING)
+    client = LicensingClient(live_tenant_server.url, secret)
+    code = f"client-{secrets.token_hex(3)}"
+    cleanup_products.append(code)
+    product = client.create_product(code, "Client test product")
+    plan = client.create_plan(product["id"], "std", "Standard", duration_days=30)
+    licence = client.create_license(product["id"], plan["id"])
+
+    anonymous = LicensingClient(live_tenant_server.url, user_token="")
+    keys = public_keys_from_jwks(anonymous.request("GET", "/v1/signing-keys", auth=False))
+    state = ClockState(tmp_path / "clock.json")
+    result = anonymous.validate_license(licence["key"], public_keys=keys, state=state)
+    assert (result.valid, result.code) == (True, "VALID")
+    assert state.latest is not None
+    opened = anonymous.check_out_license(licence["key"], public_keys=keys, encrypt=True)
+    assert opened.license["plan"] == "std"
+    # Keys of another tenant (or a forger's) do not verify this tenant's answers.
+    with pytest.raises(UnknownKeyIdError):
+        anonymous.validate_license(licence["key"], public_keys={})
+    with pytest.raises(UnknownKeyIdError):  # error answers are verified too
+        anonymous.check_out_license(licence["key"], public_keys={}, ttl_seconds=1)
 
 
 def guess_until_throttled(url: str) -> None:

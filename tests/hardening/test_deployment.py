@@ -17,6 +17,7 @@ def check_deploy(**overrides: str) -> subprocess.CompletedProcess:
         SECRET_KEY=secrets.token_urlsafe(50),
         JWT_SIGNING_KEY=secrets.token_urlsafe(50),
         USER_TOKEN_HASH_KEY=secrets.token_urlsafe(50),
+        SIGNING_KEY_ENCRYPTION_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS=".licensing.example.com",
         PUBLIC_DOMAIN="licensing.example.com",
         REDIS_URL="redis://cache.internal:6379/0",  # the production counter store; not contacted
@@ -66,10 +67,18 @@ def test_the_check_does_catch_an_unsafe_setting():
     assert "security.W008" in done.stdout + done.stderr
 
 
-def test_production_refuses_to_start_without_keys():
-    done = check_deploy(SECRET_KEY="")
+@pytest.mark.parametrize("name", ["SECRET_KEY", "SIGNING_KEY_ENCRYPTION_KEY"])
+def test_production_refuses_to_start_without_keys(name):
+    done = check_deploy(**{name: ""})
     assert done.returncode != 0
-    assert "SECRET_KEY must be set" in done.stderr
+    assert f"{name} must be set" in done.stderr
+
+
+def test_production_refuses_a_signing_key_encryption_key_equal_to_another_key():
+    same = secrets.token_urlsafe(50)
+    done = check_deploy(SIGNING_KEY_ENCRYPTION_KEY=same, JWT_SIGNING_KEY=same)
+    assert done.returncode != 0
+    assert "must differ" in done.stderr
 
 
 def test_production_refuses_short_keys():

@@ -50,7 +50,8 @@ def alpha_license(in_alpha):
 def assert_answer(response, code: str, valid: bool = False):
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == {"valid", "code", "detail", "license"}
+    # `tenant` and `ts` bind the signed answer to its tenant and time (tests/licensing/test_signing.py)
+    assert set(body) == {"valid", "code", "detail", "license", "tenant", "ts"}
     assert body["code"] == code
     assert body["valid"] is valid
     assert body["detail"] == ValidationCode(code).label

@@ -33,6 +33,9 @@ TOKEN_FREE = {
     ("post", "/v1/licenses/activate"),
     ("post", "/v1/licenses/deactivate"),
     ("post", "/v1/licenses/heartbeat"),
+    ("post", "/v1/licenses/checkout"),
+    ("get", "/v1/licenses/revocations"),
+    ("get", "/v1/signing-keys"),
 }
 NOT_OPERATIONS = {"/v1/schema", "/v1/docs"}
 
@@ -190,6 +193,7 @@ def test_errors_are_attached_where_they_can_occur(schema):
         "/v1/licenses/activate",
         "/v1/licenses/deactivate",
         "/v1/licenses/heartbeat",
+        "/v1/licenses/checkout",
     ):
         guessing = schema["paths"][path]["post"]["responses"]["429"]
         assert errors.TOO_MANY_REQUESTS in error_messages(schema, guessing)
@@ -230,3 +234,22 @@ def test_not_served_on_the_public_domain(db):
     from django.test import Client
 
     assert Client(HTTP_HOST="localhost").get("/v1/schema").status_code == 404
+
+
+SIGNED = {
+    ("post", "/v1/licenses/validate"),
+    ("post", "/v1/licenses/activate"),
+    ("post", "/v1/licenses/deactivate"),
+    ("post", "/v1/licenses/heartbeat"),
+    ("post", "/v1/licenses/checkout"),
+    ("get", "/v1/licenses/revocations"),
+    ("get", "/v1/signing-keys"),
+}
+
+
+def test_signed_operations_describe_their_signature_headers_on_every_answer(schema):
+    for method, path, operation in operations(schema):
+        for status, response in operation["responses"].items():
+            headers = resolve_response(schema, response).get("headers", {})
+            signed = {"Content-Digest", "Signature-Input", "Signature"} <= set(headers)
+            assert signed == ((method, path) in SIGNED), (method, path, status)
