@@ -31,6 +31,8 @@ from licensing.models import (
     Product,
     ValidationCode,
 )
+from webhooks.models import EventType
+from webhooks.services import emit_event
 
 User = get_user_model()
 
@@ -380,9 +382,11 @@ def issue_license(
         try:
             with transaction.atomic():
                 license.save(force_insert=True)
-            return license
         except IntegrityError:  # a key collision: 2**-125 per pair, but never a 500
             license.pk = None
+            continue
+        emit_license_event(EventType.LICENSE_CREATED, license)
+        return license
     raise RuntimeError("Could not generate a unique licence key.")
 
 
@@ -404,11 +408,67 @@ def update_license(license: License, **changes: Any) -> License:
     terms.update({name: value for name, value in changes.items() if name in terms})
     _lock_holder(terms["user"])
     check_license_terms(product=stored.product, plan=stored.plan, license=stored, **terms)
+    status_before = stored.status
     for name, value in changes.items():
         setattr(stored, name, value)
     stored.full_clean()
     stored.save()
+    emit_license_event(
+        LICENSE_STATUS_EVENTS.get((status_before, stored.status), EventType.LICENSE_UPDATED), stored
+    )
     return stored
+
+
+# --- Webhook events about licences (written in the transaction of the change)
+
+LICENSE_STATUS_EVENTS = {
+    (LicenseStatus.ACTIVE, LicenseStatus.SUSPENDED): EventType.LICENSE_SUSPENDED,
+    (LicenseStatus.ACTIVE, LicenseStatus.REVOKED): EventType.LICENSE_REVOKED,
+    (LicenseStatus.SUSPENDED, LicenseStatus.REVOKED): EventType.LICENSE_REVOKED,
+}
+EXPIRY_NOTICE_DAYS = (7, 1)  # license.expiring is sent this many days before the end
+EXPIRED_LOOKBACK = timedelta(days=7)  # license.expired for licences that ended this recently
+
+
+def emit_license_event(event_type: EventType, license: License) -> None:
+    emit_event(event_type, {"license": _represented(license)})
+
+
+def emit_license_expiry_events(now: datetime | None = None) -> int:
+    """license.expiring (7 days and 1 day before) and license.expired, each once per licence and
+    end date; run daily by the worker (tenants.tasks). Returns the events written."""
+    now = now or timezone.now()
+    written = 0
+    live = License.objects.select_related("product", "plan").exclude(status=LicenseStatus.REVOKED)
+    for license in live.filter(expires_at__gt=now, expires_at__lte=now + timedelta(days=7)):
+        days = min(d for d in EXPIRY_NOTICE_DAYS if license.expires_at <= now + timedelta(days=d))
+        key = f"license.expiring:{days}:{license.pk}:{license.expires_at.timestamp():.0f}"
+        with transaction.atomic():
+            written += (
+                emit_event(
+                    EventType.LICENSE_EXPIRING,
+                    {"license": _represented(license), "days_before": days},
+                    dedupe_key=key,
+                )
+                is not None
+            )
+    for license in live.filter(expires_at__gt=now - EXPIRED_LOOKBACK, expires_at__lte=now):
+        key = f"license.expired:{license.pk}:{license.expires_at.timestamp():.0f}"
+        with transaction.atomic():
+            written += (
+                emit_event(
+                    EventType.LICENSE_EXPIRED, {"license": _represented(license)}, dedupe_key=key
+                )
+                is not None
+            )
+    return written
+
+
+def _represented(license: License) -> dict:
+    """The licence as the API shows it."""
+    from licensing.api.serializers import LicenseSerializer
+
+    return LicenseSerializer().to_representation(license)
 
 
 # --- Token-free validation
