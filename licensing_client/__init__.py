@@ -21,6 +21,7 @@ from licensing_client.errors import (
     TransportError,
 )
 from licensing_client.redaction import Secret
+from licensing_client.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "DEFAULT_TOKEN_VARIABLE",
@@ -40,4 +41,6 @@ __all__ = [
     "ServiceUnavailableError",
     "TransportError",
     "ValidationResult",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]

@@ -8,7 +8,7 @@ the others still run.
 
 Adding a periodic job is one line at the bottom: `every_tenant("name", "cron", function)`, where
 `function` takes no argument and works on the current schema. Cron has five fields, or six with
-seconds first ("*/5 * * * * *" is every five seconds).
+seconds LAST ("* * * * * */5" is every five seconds: croniter's order, not Quartz's).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _retry_delay_of_stalled() -> float:
     return 3 * settings.WORKER_HEARTBEAT_SECONDS
 
 
-@app.periodic(cron="*/10 * * * * *", periodic_id="retry_stalled_jobs")
+@app.periodic(cron="* * * * * */10", periodic_id="retry_stalled_jobs")
 @app.task(
     name="periodic.retry_stalled_jobs",
     queue=PERIODIC_QUEUE,
