@@ -13,7 +13,8 @@ from licensing import services as licensing
 from licensing.models import LicenseStatus
 from tests.licensing.factories import make_license, make_plan
 from tests.servers import free_port
-from tokens import alerts, services as tokens
+from tokens import alerts
+from tokens import services as tokens
 from tokens.models import Alert
 from webhooks import services
 from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
