@@ -190,6 +190,9 @@ def committed_world(django_db_setup, django_db_blocker, settings):
     deleted afterwards."""
     settings.WEBHOOK_ALLOW_LOOPBACK = True
     with django_db_blocker.unblock():
+        # Jobs that other tests' live servers committed (e.g. the fuzzed tenant's) must not be
+        # run by these workers: they could name any URL.
+        clear_queue()
         with committed():
             from licensing.models import License, Plan, Product
 
@@ -205,7 +208,12 @@ def committed_world(django_db_setup, django_db_blocker, settings):
             WebhookEvent.objects.all().delete()
             for model in (License, Plan, Product):
                 model.objects.exclude(pk__in=before[model]).delete()
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM procrastinate_periodic_defers")
-            cursor.execute("DELETE FROM procrastinate_jobs")
-            cursor.execute("DELETE FROM procrastinate_workers")
+        clear_queue()
+
+
+def clear_queue() -> None:
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_periodic_defers")
+        cursor.execute("DELETE FROM procrastinate_jobs")
+        cursor.execute("DELETE FROM procrastinate_workers")
