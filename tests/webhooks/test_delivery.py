@@ -7,6 +7,7 @@ import statistics
 import time
 
 import pytest
+from django.db import connection as django_connection
 from django.db import transaction
 from standardwebhooks.webhooks import Webhook
 
@@ -193,3 +194,22 @@ def test_a_worker_killed_mid_delivery_redelivers(committed_world, receiver, star
     attempts = receiver.wait_for("/crash", count=2, timeout=60)
     assert attempts[0].headers["webhook-id"] == attempts[1].headers["webhook-id"]
     wait_until(lambda: delivery_of(endpoint).status == WebhookDelivery.Status.SUCCEEDED)
+
+
+def test_a_worker_defers_the_periodic_jobs(committed_world, start_worker):
+    start_worker()
+    deadline = time.monotonic() + 30
+    deferred: set[str] = set()
+    while (
+        time.monotonic() < deadline
+        and not {
+            "periodic.flush_usage",
+            "periodic.retry_stalled_jobs",
+        }
+        <= deferred
+    ):
+        with django_connection.cursor() as cursor:
+            cursor.execute("SELECT DISTINCT task_name FROM procrastinate_periodic_defers")
+            deferred = {row[0] for row in cursor.fetchall()}
+        time.sleep(0.2)
+    assert {"periodic.flush_usage", "periodic.retry_stalled_jobs"} <= deferred
