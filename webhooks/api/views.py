@@ -15,6 +15,9 @@ from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 class WebhookEndpointViewSet(ResourceViewSet):
+    """Where the tenant's events are sent (docs/webhooks.md). The signing secret is in the POST
+    answer only; URLs must be https and resolve to public addresses."""
+
     required_permissions = {
         "GET": (Permission.VIEW_WEBHOOKS,),
         "POST": (Permission.EDIT_WEBHOOKS,),
@@ -41,6 +44,8 @@ class WebhookEndpointViewSet(ResourceViewSet):
 
 
 class WebhookDeliveryViewSet(ResourceViewSet):
+    """The delivery log: one row per event and endpoint, with its attempts and last answer."""
+
     required_permissions = {"GET": (Permission.VIEW_WEBHOOKS,)}
     serializer_class = WebhookDeliverySerializer
     queryset = WebhookDelivery.objects.select_related("event")
