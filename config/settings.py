@@ -397,3 +397,5 @@ WEBHOOK_RETRY_ATTEMPTS = env_int("WEBHOOK_RETRY_ATTEMPTS", 15)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 # An endpoint whose deliveries have failed for this long is disabled, with an alert.
 WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5)
+# Events (and their delivery log) older than this are deleted daily, unless still being retried.
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30)

@@ -111,6 +111,13 @@ def _license_expiry_events() -> None:
     emit_license_expiry_events()
 
 
+def _prune_webhook_events() -> None:
+    from webhooks.services import prune_events
+
+    prune_events()
+
+
 every_tenant("flush_usage", "* * * * *", _flush_usage)
 every_tenant("prune_security_events", "17 3 * * *", _prune_security_events)
 every_tenant("license_expiry_events", "7 4 * * *", _license_expiry_events)
+every_tenant("prune_webhook_events", "27 3 * * *", _prune_webhook_events)

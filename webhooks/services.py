@@ -325,6 +325,20 @@ def _settle(delivery: WebhookDelivery, status: str, *, error: str) -> None:
     )
 
 
+def prune_events(now: datetime | None = None) -> int:
+    """Delete events older than WEBHOOK_RETENTION_DAYS whose deliveries are all settled, with
+    their delivery log; the number of events deleted. Run daily by the worker."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    old = WebhookEvent.objects.filter(created_at__lt=cutoff).exclude(
+        deliveries__status=WebhookDelivery.Status.PENDING
+    )
+    return (
+        WebhookEvent.objects.filter(pk__in=old.values("pk"))
+        .delete()[1]
+        .get(WebhookEvent._meta.label, 0)
+    )
+
+
 def disable_endpoint(endpoint: WebhookEndpoint, reason: str) -> None:
     """Stop sending to `endpoint` and raise an alert in the tenant's admin."""
     from tokens.alerts import raise_alert

@@ -224,3 +224,15 @@ def test_resend_queues_a_settled_delivery_once(endpoint):
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PENDING, 0)
     assert len(queued_jobs()) == 1
+
+
+def test_old_settled_events_are_pruned_with_their_log(endpoint, settings):
+    settled = services.emit_event("license.created", {"license": {"id": 1}})
+    pending = services.emit_event("license.created", {"license": {"id": 2}})
+    recent = services.emit_event("license.created", {"license": {"id": 3}})
+    long_ago = timezone.now() - timedelta(days=settings.WEBHOOK_RETENTION_DAYS + 1)
+    WebhookEvent.objects.filter(pk__in=[settled.pk, pending.pk]).update(created_at=long_ago)
+    WebhookDelivery.objects.filter(event=settled).update(status=WebhookDelivery.Status.SUCCEEDED)
+    assert services.prune_events() == 1
+    assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {pending.pk, recent.pk}
+    assert not WebhookDelivery.objects.filter(event_id=settled.pk).exists()

@@ -39,6 +39,7 @@ def test_the_periodic_jobs_are_registered_once():
         "periodic.flush_usage": "* * * * *",
         "periodic.prune_security_events": "17 3 * * *",
         "periodic.license_expiry_events": "7 4 * * *",
+        "periodic.prune_webhook_events": "27 3 * * *",
         "periodic.retry_stalled_jobs": "* * * * * */10",
     }
 
