@@ -89,3 +89,17 @@ class DomainAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     list_display = ("domain", "tenant", "is_primary")
     search_fields = ("domain", "tenant__name", "tenant__schema_name")
     list_select_related = ("tenant",)
+
+
+# The task queue's jobs (procrastinate's own admin) live in the public schema and name every
+# tenant's schema: the platform's admin shows them, a tenant's admin never does.
+from procrastinate.contrib.django import admin as queue_admin  # noqa: E402 (registers it first)
+from procrastinate.contrib.django.models import ProcrastinateJob  # noqa: E402
+
+
+class QueueJobAdmin(SchemaScopedAdmin, queue_admin.ProcrastinateJobAdmin):
+    pass
+
+
+admin.site.unregister(ProcrastinateJob)
+admin.site.register(ProcrastinateJob, QueueJobAdmin)

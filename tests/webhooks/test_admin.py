@@ -98,3 +98,19 @@ def test_the_delivery_log_and_resend(admin_client):
     with schema_context("alpha"):
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PENDING, 0)
+
+
+def test_the_queues_jobs_are_not_in_a_tenants_admin(admin_client):
+    """They name every tenant's schema: only the platform's (public) admin lists them."""
+    assert admin_client.get("/admin/procrastinate/procrastinatejob/").status_code in (403, 404)
+    assert "procrastinate" not in admin_client.get("/admin/").content.decode().lower()
+
+
+def test_the_platform_admin_lists_the_queues_jobs(db):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    operator = get_user_model().objects.create_superuser("queue-operator", "op@example.com", "x")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(operator)
+    assert client.get("/admin/procrastinate/procrastinatejob/").status_code == 200
