@@ -190,9 +190,10 @@ def committed_world(django_db_setup, django_db_blocker, settings):
     deleted afterwards."""
     settings.WEBHOOK_ALLOW_LOOPBACK = True
     with django_db_blocker.unblock():
-        # Jobs that other tests' live servers committed (e.g. the fuzzed tenant's) must not be
-        # run by these workers: they could name any URL.
+        # Jobs and endpoints that other tests' live servers committed (e.g. in the fuzzed
+        # tenant) must not be used by these workers: they could name any URL.
         clear_queue()
+        remove_every_endpoint()
         with committed():
             from licensing.models import License, Plan, Product
 
@@ -209,6 +210,15 @@ def committed_world(django_db_setup, django_db_blocker, settings):
             for model in (License, Plan, Product):
                 model.objects.exclude(pk__in=before[model]).delete()
         clear_queue()
+
+
+def remove_every_endpoint() -> None:
+    from tenants.tasks import tenant_schemas
+    from webhooks.models import WebhookEndpoint
+
+    for schema in tenant_schemas():
+        with committed(schema):
+            WebhookEndpoint.objects.all().delete()
 
 
 def clear_queue() -> None:
