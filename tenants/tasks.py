@@ -6,8 +6,9 @@ once per tick whichever the number of workers (procrastinate records every perio
 runs its job in every tenant's schema, one after the other; a tenant whose job fails is logged and
 the others still run.
 
-Adding a periodic job is one line at the bottom: `every_tenant("name", "cron", function)`, where
-`function` takes no argument and works on the current schema. Cron has five fields, or six with
+Adding a periodic job is one line at the bottom: `periodic("name", "cron", function)`, where
+`function` takes no argument and works on the current schema (`per_tenant=False`: run once, in
+the public schema, for work that spans tenants). Cron has five fields, or six with
 seconds LAST ("* * * * * */5" is every five seconds: croniter's order, not Quartz's).
 """
 
@@ -53,10 +54,15 @@ def tenant_schemas() -> list[str]:
     )
 
 
-def every_tenant(name: str, cron: str, job: Callable[[], Any]) -> None:
-    """Register the periodic task `name`: on `cron`, `job()` in every tenant's schema."""
+def periodic(name: str, cron: str, job: Callable[[], Any], *, per_tenant: bool = True) -> None:
+    """Register the periodic task `name`: on `cron`, `job()` in every tenant's schema (or once, in
+    the public schema, with `per_tenant=False`)."""
 
     def run(timestamp: int) -> None:
+        if not per_tenant:
+            connection.set_schema_to_public()
+            job()
+            return
         failed = []
         for schema in tenant_schemas():
             try:
@@ -117,7 +123,7 @@ def _prune_webhook_events() -> None:
     prune_events()
 
 
-every_tenant("flush_usage", "* * * * *", _flush_usage)
-every_tenant("prune_security_events", "17 3 * * *", _prune_security_events)
-every_tenant("license_expiry_events", "7 4 * * *", _license_expiry_events)
-every_tenant("prune_webhook_events", "27 3 * * *", _prune_webhook_events)
+periodic("flush_usage", "* * * * *", _flush_usage)
+periodic("prune_security_events", "17 3 * * *", _prune_security_events)
+periodic("license_expiry_events", "7 4 * * *", _license_expiry_events)
+periodic("prune_webhook_events", "27 3 * * *", _prune_webhook_events)

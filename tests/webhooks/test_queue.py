@@ -52,7 +52,7 @@ def test_a_periodic_job_runs_in_every_tenant_and_survives_one_failing(caplog):
         if connection.schema_name == "alpha":
             raise RuntimeError("alpha is broken")
 
-    tasks.every_tenant("test_only_job", "0 0 1 1 *", job)
+    tasks.periodic("test_only_job", "0 0 1 1 *", job)
     try:
         task = app.tasks["periodic.test_only_job"]
         with pytest.raises(RuntimeError, match="test_only_job failed for: alpha"):
@@ -70,3 +70,20 @@ def test_a_job_of_a_deleted_tenant_is_skipped(caplog):
     assert tasks.run_in_tenant("public", lambda: 1 / 0) is None
     with schema_context("beta"):
         assert tasks.run_in_tenant("alpha", lambda: connection.schema_name) == "alpha"
+
+
+def test_a_platform_wide_periodic_job_runs_once_in_the_public_schema():
+    seen = []
+    tasks.periodic(
+        "test_only_global",
+        "0 0 1 1 *",
+        lambda: seen.append(connection.schema_name),
+        per_tenant=False,
+    )
+    try:
+        with schema_context("alpha"):
+            app.tasks["periodic.test_only_global"](timestamp=0)
+    finally:
+        app.periodic_registry.periodic_tasks.pop(("periodic.test_only_global", "test_only_global"))
+        app.tasks.pop("periodic.test_only_global")
+    assert seen == ["public"]
