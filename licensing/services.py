@@ -435,33 +435,25 @@ def emit_license_event(event_type: EventType, license: License) -> None:
 
 
 def emit_license_expiry_events(now: datetime | None = None) -> int:
-    """license.expiring (7 days and 1 day before) and license.expired, each once per licence and
-    end date; run daily by the worker (tenants.tasks). Returns the events written."""
+    """license.expiring (the 7-day and the 1-day notice) and license.expired, each once per
+    licence and end date; run daily by the worker (tenants.tasks). Returns the events written."""
     now = now or timezone.now()
-    written = 0
     live = License.objects.select_related("product", "plan").exclude(status=LicenseStatus.REVOKED)
+    written = 0
     for license in live.filter(expires_at__gt=now, expires_at__lte=now + timedelta(days=7)):
         days = min(d for d in EXPIRY_NOTICE_DAYS if license.expires_at <= now + timedelta(days=d))
-        key = f"license.expiring:{days}:{license.pk}:{license.expires_at.timestamp():.0f}"
-        with transaction.atomic():
-            written += (
-                emit_event(
-                    EventType.LICENSE_EXPIRING,
-                    {"license": _represented(license), "days_before": days},
-                    dedupe_key=key,
-                )
-                is not None
-            )
+        written += _notice(EventType.LICENSE_EXPIRING, license, f"{days}", days_before=days)
     for license in live.filter(expires_at__gt=now - EXPIRED_LOOKBACK, expires_at__lte=now):
-        key = f"license.expired:{license.pk}:{license.expires_at.timestamp():.0f}"
-        with transaction.atomic():
-            written += (
-                emit_event(
-                    EventType.LICENSE_EXPIRED, {"license": _represented(license)}, dedupe_key=key
-                )
-                is not None
-            )
+        written += _notice(EventType.LICENSE_EXPIRED, license, "ended")
     return written
+
+
+def _notice(event_type: EventType, license: License, occasion: str, **extra: Any) -> bool:
+    """One event per licence, end date and occasion, however often the job runs."""
+    key = f"{event_type}:{occasion}:{license.pk}:{license.expires_at.timestamp():.0f}"
+    with transaction.atomic():
+        data = {"license": _represented(license), **extra}
+        return emit_event(event_type, data, dedupe_key=key) is not None
 
 
 def _represented(license: License) -> dict:
