@@ -194,7 +194,11 @@ def resend(delivery: WebhookDelivery) -> bool:
 
 
 class DeliveryFailed(Exception):
-    """An attempt failed and may be retried."""
+    """An attempt failed and is to be retried after `retry_in` seconds."""
+
+    def __init__(self, retry_in: float, reason: str):
+        super().__init__(f"{reason}; next attempt in {retry_in:.0f} s")
+        self.retry_in = retry_in
 
 
 @dataclass(frozen=True)
@@ -316,7 +320,11 @@ def attempt_delivery(delivery_id: int) -> None:
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         next_attempt_at=now + timedelta(seconds=delay), **fields
     )
-    raise DeliveryFailed(delay)
+    raise DeliveryFailed(
+        delay,
+        f"Delivery {delivery.pk} to endpoint {endpoint.pk}, attempt {attempts}: "
+        + (f"HTTP {attempt.status_code}" if attempt.status_code else attempt.error),
+    )
 
 
 def _settle(delivery: WebhookDelivery, status: str, *, error: str) -> None:

@@ -16,7 +16,7 @@ class DeliveryRetry(BaseRetryStrategy):
 
     def get_retry_decision(self, *, exception, job) -> RetryDecision | None:
         if isinstance(exception, services.DeliveryFailed):
-            return RetryDecision(retry_in={"seconds": exception.args[0]})
+            return RetryDecision(retry_in={"seconds": exception.retry_in})
         delay = services.retry_delay(job.attempts + 1)
         return None if delay is None else RetryDecision(retry_in={"seconds": delay})
 
