@@ -5,5 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("tokens.api.urls")),
     path("", include("licensing.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("", include("config.openapi_urls")),  # /v1/schema and /v1/docs, no token needed
 ]

@@ -627,3 +627,23 @@ class RevocationsViewSchema(OpenApiViewExtension):
                 pass  # pragma: no cover
 
         return Fixed
+
+
+class WebhookEndpointViewSetSchema(OpenApiViewExtension):
+    target_class = "webhooks.api.views.WebhookEndpointViewSet"
+
+    def view_replacement(self):
+        from webhooks.api.serializers import (
+            CreatedWebhookEndpointSerializer,
+            WebhookEndpointSerializer,
+        )
+
+        class Fixed(self.target_class):
+            @extend_schema(
+                request=WebhookEndpointSerializer,
+                responses={201: CreatedWebhookEndpointSerializer},
+            )
+            def create(self, request):
+                pass  # pragma: no cover
+
+        return Fixed

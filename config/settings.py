@@ -120,6 +120,9 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",  # OpenAPI at /v1/schema, Swagger UI at /v1/docs (config/openapi.py)
     "drf_spectacular_sidecar",  # Swagger UI's assets, served locally
+    # The task queue's tables and functions live in the public schema only (docs/operations.md);
+    # every job names the tenant schema it works in (tenants.tasks).
+    "procrastinate.contrib.django",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -129,6 +132,7 @@ TENANT_APPS = [
     "django.contrib.admin",
     "licensing",
     "tokens",
+    "webhooks",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -325,6 +329,7 @@ SPECTACULAR_SETTINGS = {
         "LicenseStatusEnum": "licensing.models.LicenseStatus",
         "MachineStatusEnum": "licensing.models.MachineStatus",
         "SigningKeyStatusEnum": ["current", "retiring"],
+        "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -391,3 +396,29 @@ USAGE_TRACKING = env_bool("USAGE_TRACKING", True)
 USAGE_FLUSH_SECONDS = env_int("USAGE_FLUSH_SECONDS", 60)
 # The quarterly review: a secret older than this is flagged "refresh overdue".
 TOKEN_REFRESH_MAX_AGE_DAYS = env_int("TOKEN_REFRESH_MAX_AGE_DAYS", 90)
+
+# --- Background jobs (procrastinate, in the public schema; tenants.tasks) and webhooks
+
+# Workers find tasks in each app's tasks.py. A worker's heartbeat; a worker silent for three of
+# them is presumed dead and its running jobs are retried (tenants.tasks.retry_stalled_jobs).
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 10)
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "update_heartbeat_interval": WORKER_HEARTBEAT_SECONDS,
+    "stalled_worker_timeout": 3 * WORKER_HEARTBEAT_SECONDS,
+    # Jobs arrive by LISTEN/NOTIFY at once; polling only backs that up.
+    "fetch_job_polling_interval": 5,
+    "delete_jobs": "successful",
+}
+# Loopback webhook targets (and plain http:// to them) are refused unless this is on; private,
+# link-local, multicast, reserved and metadata addresses are always refused (webhooks.targets).
+WEBHOOK_ALLOW_LOOPBACK = env_bool("WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
+# Delivery attempts: the first at once, then retries after about BASE * 2**n seconds (at most
+# WEBHOOK_RETRY_MAX_DELAY_SECONDS, with 20 % jitter) until WEBHOOK_RETRY_ATTEMPTS attempts.
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 60)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_int("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 8 * 3600)
+WEBHOOK_RETRY_ATTEMPTS = env_int("WEBHOOK_RETRY_ATTEMPTS", 15)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# An endpoint whose deliveries have failed for this long is disabled, with an alert.
+WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5)
+# Events (and their delivery log) older than this are deleted daily, unless still being retried.
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30)

@@ -36,6 +36,8 @@ from licensing.models import (
     Product,
     ValidationCode,
 )
+from webhooks.models import EventType
+from webhooks.services import emit_event
 
 User = get_user_model()
 
@@ -417,9 +419,11 @@ def issue_license(
         try:
             with transaction.atomic():
                 license.save(force_insert=True)
-            return license
         except IntegrityError:  # a key collision: 2**-125 per pair, but never a 500
             license.pk = None
+            continue
+        emit_license_event(EventType.LICENSE_CREATED, license)
+        return license
     raise RuntimeError("Could not generate a unique licence key.")
 
 
@@ -444,18 +448,63 @@ def update_license(license: License, **changes: Any) -> License:
     terms.update({name: value for name, value in changes.items() if name in terms})
     _lock_holder(terms["user"])
     check_license_terms(product=stored.product, plan=stored.plan, license=stored, **terms)
-    new_status = changes.get("status", stored.status)
-    withdrawn = new_status != stored.status and new_status in WITHDRAWN_STATUSES
+    status_before = stored.status
+    new_status = changes.get("status", status_before)
+    withdrawn = new_status != status_before and new_status in WITHDRAWN_STATUSES
     for name, value in changes.items():
         setattr(stored, name, value)
     if withdrawn:
         stored.epoch += 1  # licence files issued so far are dropped by the revocation list
     stored.full_clean()
     stored.save()
+    emit_license_event(
+        LICENSE_STATUS_EVENTS.get((status_before, stored.status), EventType.LICENSE_UPDATED), stored
+    )
     return stored
 
 
-# --- Machines (the machines feature replaces this with its activation check)
+# --- Webhook events about licences (written in the transaction of the change)
+
+LICENSE_STATUS_EVENTS = {
+    (LicenseStatus.ACTIVE, LicenseStatus.SUSPENDED): EventType.LICENSE_SUSPENDED,
+    (LicenseStatus.ACTIVE, LicenseStatus.REVOKED): EventType.LICENSE_REVOKED,
+    (LicenseStatus.SUSPENDED, LicenseStatus.REVOKED): EventType.LICENSE_REVOKED,
+}
+EXPIRY_NOTICE_DAYS = (7, 1)  # license.expiring is sent this many days before the end
+EXPIRED_LOOKBACK = timedelta(days=7)  # license.expired for licences that ended this recently
+
+
+def emit_license_event(event_type: EventType, license: License) -> None:
+    emit_event(event_type, {"license": _represented(license)})
+
+
+def emit_license_expiry_events(now: datetime | None = None) -> int:
+    """license.expiring (the 7-day and the 1-day notice) and license.expired, each once per
+    licence and end date; run daily by the worker (tenants.tasks). Returns the events written."""
+    now = now or clock.now()
+    live = License.objects.select_related("product", "plan").exclude(status=LicenseStatus.REVOKED)
+    written = 0
+    for license in live.filter(expires_at__gt=now, expires_at__lte=now + timedelta(days=7)):
+        days = min(d for d in EXPIRY_NOTICE_DAYS if license.expires_at <= now + timedelta(days=d))
+        written += _notice(EventType.LICENSE_EXPIRING, license, f"{days}", days_before=days)
+    for license in live.filter(expires_at__gt=now - EXPIRED_LOOKBACK, expires_at__lte=now):
+        written += _notice(EventType.LICENSE_EXPIRED, license, "ended")
+    return written
+
+
+def _notice(event_type: EventType, license: License, occasion: str, **extra: Any) -> bool:
+    """One event per licence, end date and occasion, however often the job runs."""
+    key = f"{event_type}:{occasion}:{license.pk}:{license.expires_at.timestamp():.0f}"
+    with transaction.atomic():
+        data = {"license": _represented(license), **extra}
+        return emit_event(event_type, data, dedupe_key=key) is not None
+
+
+def _represented(license: License) -> dict:
+    """The licence as the API shows it."""
+    from licensing.api.serializers import LicenseSerializer
+
+    return LicenseSerializer().to_representation(license)
 
 
 # --- Token-free validation
@@ -724,6 +773,7 @@ def activate_machine(
                     dies_at=dies_at_for(license.plan, now),
                 )
             license.activations_used += 1
+            emit_machine_event(EventType.MACHINE_ACTIVATED, machine)
             return ValidationResult(code, license, machine, created=True)
     _refused(license, "activation_limit", fingerprint, request)
     raise ActivationLimitReached
@@ -800,6 +850,8 @@ def _deactivate(machine: Machine, reason: str, now: datetime) -> bool:
     )
     if done:  # licence files bound to the machine are superseded (docs/offline.md)
         License.objects.filter(pk=machine.license_id).update(epoch=F("epoch") + 1)
+        machine.deactivated_at, machine.deactivation_reason = now, reason
+        emit_machine_event(EventType.MACHINE_DEACTIVATED, machine)
     return done
 
 
@@ -856,6 +908,23 @@ def cull_dead_machines(now: datetime | None = None) -> int:
     """Mark the machines that died since the last run (`dead_at`: the moment they died); how many.
     Idempotent. Death itself is read from `dies_at`, so limits and validation never wait for it."""
     now = now or clock.now()
-    return Machine.objects.filter(
-        deactivated_at__isnull=True, dead_at__isnull=True, dies_at__lte=now
-    ).update(dead_at=F("dies_at"))
+    with transaction.atomic():
+        dying = list(
+            Machine.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("license__plan")
+            .filter(deactivated_at__isnull=True, dead_at__isnull=True, dies_at__lte=now)
+        )
+        Machine.objects.filter(pk__in=[machine.pk for machine in dying]).update(
+            dead_at=F("dies_at")
+        )
+        for machine in dying:
+            machine.dead_at = machine.dies_at
+            emit_machine_event(EventType.MACHINE_DEAD, machine)
+    return len(dying)
+
+
+def emit_machine_event(event_type: EventType, machine: Machine) -> None:
+    """machine.activated, .deactivated or .dead, in the transaction of the change."""
+    from licensing.api.serializers import MachineSerializer
+
+    emit_event(event_type, lambda: {"machine": MachineSerializer().to_representation(machine)})

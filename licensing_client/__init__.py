@@ -41,6 +41,7 @@ from licensing_client.verification import (
     public_keys_from_jwks,
     verify_response,
 )
+from licensing_client.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "DEFAULT_TOKEN_VARIABLE",
@@ -78,4 +79,6 @@ __all__ = [
     "load_license_file",
     "public_keys_from_jwks",
     "verify_response",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]

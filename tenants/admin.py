@@ -390,3 +390,17 @@ class SigningKeyAdmin(admin.ModelAdmin):
     def jwk_display(self, obj):
         text = json.dumps(jwk(obj), indent=2)
         return format_html('<pre class="copyable">{}</pre>', text)
+
+
+# The task queue's jobs (procrastinate's own admin) live in the public schema and name every
+# tenant's schema: the platform's admin shows them, a tenant's admin never does.
+from procrastinate.contrib.django import admin as queue_admin  # noqa: E402 (registers it first)
+from procrastinate.contrib.django.models import ProcrastinateJob  # noqa: E402
+
+
+class QueueJobAdmin(SchemaScopedAdmin, queue_admin.ProcrastinateJobAdmin):
+    pass
+
+
+admin.site.unregister(ProcrastinateJob)
+admin.site.register(ProcrastinateJob, QueueJobAdmin)

@@ -18,11 +18,13 @@ import logging
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection
+from django.db import connection, transaction
 
 from tokens.logging import redact
 from tokens.models import Alert, UserToken
 from tokens.usage import incr
+from webhooks.models import EventType
+from webhooks.services import emit_event
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +87,29 @@ def permission_denied(user_token: UserToken) -> Alert | None:
 
 
 def raise_alert(kind: str, *, message: str, count: int, address=None, user_token=None) -> Alert:
-    alert = Alert.objects.create(
-        kind=kind,
-        address=address,
-        user_token=user_token,
-        count=count,
-        window_seconds=_window(),
-        message=redact(message)[:300],
-    )
+    with transaction.atomic():
+        alert = Alert.objects.create(
+            kind=kind,
+            address=address,
+            user_token=user_token,
+            count=count,
+            window_seconds=_window(),
+            message=redact(message)[:300],
+        )
+        emit_event(
+            EventType.ALERT_RAISED,
+            {
+                "alert": {
+                    "id": alert.pk,
+                    "kind": alert.kind,
+                    "message": alert.message,
+                    "count": alert.count,
+                    "address": alert.address,
+                    "user_token": alert.user_token_id,
+                    "created_at": alert.created_at.isoformat(),
+                }
+            },
+        )
     logger.warning(
         "Security alert %s in tenant %s: %s", alert.pk, connection.schema_name, alert.message
     )

@@ -11,6 +11,7 @@ class Category(models.TextChoices):
     USER_MANAGEMENT = "user_management", "User Management"
     PRODUCT_AND_LICENSE_MANAGEMENT = "product_license_management", "Product & License Management"
     GROUP_MANAGEMENT = "group_management", "Group Management"
+    INTEGRATIONS = "integrations", "Integrations"
 
 
 class Permission(models.TextChoices):
@@ -27,6 +28,8 @@ class Permission(models.TextChoices):
     CREATE_GROUPS = "create_groups", "Create Groups"
     EDIT_GROUPS = "edit_groups", "Edit Groups"
     DELETE_GROUPS = "delete_groups", "Delete Groups"
+    VIEW_WEBHOOKS = "view_webhooks", "View Webhooks"
+    EDIT_WEBHOOKS = "edit_webhooks", "Edit Webhooks"
 
     @property
     def category(self) -> "Category":
@@ -47,6 +50,8 @@ CATEGORY_OF: dict[Permission, Category] = {
     Permission.CREATE_GROUPS: Category.GROUP_MANAGEMENT,
     Permission.EDIT_GROUPS: Category.GROUP_MANAGEMENT,
     Permission.DELETE_GROUPS: Category.GROUP_MANAGEMENT,
+    Permission.VIEW_WEBHOOKS: Category.INTEGRATIONS,
+    Permission.EDIT_WEBHOOKS: Category.INTEGRATIONS,
 }
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(Permission.values)

@@ -166,6 +166,7 @@ class Alert(models.Model):
     class Kind(models.TextChoices):
         FAILED_AUTHENTICATION = "failed_authentication", "Repeated failed authentication"
         PERMISSION_DENIED = "permission_denied", "Repeated permission denials"
+        WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint disabled"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -27,6 +27,8 @@ from tokens.jwt import (
     issue,
 )
 from tokens.models import SpentRefreshToken, UserToken
+from webhooks.models import EventType
+from webhooks.services import emit_event
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +139,7 @@ def refresh_user_token(
             generation=F("generation") + 1, refreshed_at=now, **fields
         )
         token.refresh_from_db()
+        emit_event(EventType.USER_TOKEN_REFRESHED, {"user_token": _event_data(token)})
     signals.user_token_refreshed.send(
         UserToken, user_token=token, actor=actor, via=via, request=request
     )
@@ -151,11 +154,25 @@ def deactivate_user_token(
         return
     token.is_active = False
     token.deactivated_at = timezone.now()
-    token.save(update_fields=["is_active", "deactivated_at"])
+    with transaction.atomic():
+        token.save(update_fields=["is_active", "deactivated_at"])
+        emit_event(EventType.USER_TOKEN_DEACTIVATED, {"user_token": _event_data(token)})
     signals.user_token_deactivated.send(
         UserToken, user_token=token, actor=actor, via=via, request=request
     )
     logger.info("User Token %s deactivated via %s", token.pk, via)
+
+
+def _event_data(token: UserToken) -> dict:
+    """A User Token in webhook events: what identifies it, never its secret or digest."""
+    return {
+        "id": token.pk,
+        "name": token.name,
+        "owner": token.owner_id,
+        "last_four": token.last_four,
+        "generation": token.generation,
+        "is_active": token.is_active,
+    }
 
 
 def activate_user_token(token: UserToken) -> None:

@@ -1,4 +1,4 @@
-"""Every endpoint of CONTRACT section 5 that this app serves, generated from one table.
+"""Every endpoint of CONTRACT section 5 (and the webhooks API) served, generated from one table.
 
 For each row: anonymous → 401, every permission but the required one → 403, only the required one
 → success, and (for `{id}` routes) an id of the other tenant → 404 on this tenant's host.
@@ -11,7 +11,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django_tenants.utils import schema_context
 
 from licensing.models import Machine
-from tests.licensing.factories import make, make_plan, make_user, only_in, unique
+from tests.licensing.factories import (
+    PUBLIC_WEBHOOK_URL,
+    make,
+    make_plan,
+    make_user,
+    only_in,
+    unique,
+)
 from tokens.catalogue import ALL_PERMISSIONS, Permission
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +52,16 @@ ENDPOINTS = [
     ("GET", "/v1/machines", P.VIEW_LICENSES),
     ("GET", "/v1/machines/{id}", P.VIEW_LICENSES),
     ("DELETE", "/v1/machines/{id}", P.EDIT_LICENSES),
+    ("GET", "/v1/webhooks", P.VIEW_WEBHOOKS),
+    ("GET", "/v1/webhooks/{id}", P.VIEW_WEBHOOKS),
+    ("POST", "/v1/webhooks", P.EDIT_WEBHOOKS),
+    ("PATCH", "/v1/webhooks/{id}", P.EDIT_WEBHOOKS),
+    ("DELETE", "/v1/webhooks/{id}", P.EDIT_WEBHOOKS),
+    ("GET", "/v1/webhook-deliveries", P.VIEW_WEBHOOKS),
+    ("GET", "/v1/webhook-deliveries/{id}", P.VIEW_WEBHOOKS),
 ]
+# The apps whose API views the table covers.
+API_VIEW_MODULES = ("licensing.api.views", "webhooks.api.views")
 SUCCESS = {"GET": 200, "POST": 201, "PATCH": 200, "DELETE": 204}
 
 
@@ -80,6 +96,8 @@ def body_for(method: str, kind: str) -> dict | None:
         if kind == "licenses":
             plan = make_plan()
             return {"product": plan.product_id, "plan": plan.pk, "metadata": {"seats": 3}}
+        if kind == "webhooks":
+            return {"url": PUBLIC_WEBHOOK_URL, "events": ["license.created"]}
     if method == "PATCH":
         return {
             "users": {"first_name": "Renamed"},
@@ -87,6 +105,7 @@ def body_for(method: str, kind: str) -> dict | None:
             "products": {"name": "Renamed"},
             "plans": {"name": "Renamed", "entitlements": ["a", "b"]},
             "licenses": {"status": "suspended", "metadata": {"note": "on hold"}},
+            "webhooks": {"description": "Renamed", "active": False},
         }[kind]
     return None
 
@@ -211,8 +230,8 @@ def _served_routes():
                 walk(pattern.url_patterns, prefix + str(pattern.pattern))
             elif isinstance(pattern, URLPattern):
                 view = pattern.callback
-                if getattr(view, "cls", None) is None or view.cls.__module__ != (
-                    "licensing.api.views"
+                if getattr(view, "cls", None) is None or (
+                    view.cls.__module__ not in API_VIEW_MODULES
                 ):
                     continue
                 route = "/" + prefix + str(pattern.pattern)

@@ -66,7 +66,7 @@ def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
         for code in CHOSEN:
             page.check(f"input[name=permissions][value={code}]")
         assert ticked(page) == CHOSEN
-        assert "3 of 13 permissions ticked" in page.inner_text("[data-permission-count]")
+        assert "3 of 15 permissions ticked" in page.inner_text("[data-permission-count]")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "user-token-add-form.png"), full_page=True)
 

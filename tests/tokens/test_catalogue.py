@@ -21,6 +21,9 @@ CONTRACT_TABLE = [
     ("create_groups", "Create Groups", "Group Management"),
     ("edit_groups", "Edit Groups", "Group Management"),
     ("delete_groups", "Delete Groups", "Group Management"),
+    # Added by issue 15 (webhooks), beyond the contract's table.
+    ("view_webhooks", "View Webhooks", "Integrations"),
+    ("edit_webhooks", "Edit Webhooks", "Integrations"),
 ]
 
 

@@ -1,5 +1,8 @@
 import json
 import secrets
+import signal
+import subprocess
+import sys
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,7 +21,8 @@ DEMO_ADMIN = "admin"
 class Command(BaseCommand):
     help = (
         "Start a ready demo: prepare the database, provision the tenant 'demo' on demo.localhost "
-        "with sample data, and serve the site."
+        "with sample data, and serve the site with a background worker (webhooks, periodic jobs) "
+        "and a local webhook receiver."
     )
 
     def add_arguments(self, parser):
@@ -44,7 +48,50 @@ class Command(BaseCommand):
             + "(create an operator with: python manage.py createsuperuser)\n"
         )
         if not options["no_serve"]:
+            self.serve(tenant, port)
+
+    def serve(self, tenant: Tenant, port: int) -> None:
+        """runserver, with a queue worker in the same process group (Ctrl-C stops both) and the
+        demo webhook receiver on the next port."""
+        receiver = self.start_webhook_receiver(tenant, port + 1)
+        worker = subprocess.Popen(  # noqa: S603 (our own manage.py)
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), "procrastinate", "worker"],
+            cwd=settings.BASE_DIR,
+        )
+        self.stdout.write(f"Worker started (pid {worker.pid}): webhooks and periodic jobs.")
+        # A SIGTERM to the demo stops the worker too (Ctrl-C reaches the whole process group).
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            if receiver is not None:
+                receiver.shutdown()
+
+    def start_webhook_receiver(self, tenant: Tenant, port: int):
+        from webhooks import demo
+        from webhooks.models import WebhookEndpoint
+
+        if not settings.WEBHOOK_ALLOW_LOOPBACK:
+            self.stdout.write("Demo webhook receiver off: WEBHOOK_ALLOW_LOOPBACK is off.")
+            return None
+        with tenant_context(tenant):
+            endpoint = demo.demo_endpoint(port)
+
+        def secrets():
+            with tenant_context(tenant):
+                return WebhookEndpoint.objects.get(pk=endpoint.pk).signing_secrets()
+
+        server = demo.start_receiver(port, secrets, self.stdout.write)
+        self.stdout.write(
+            f"Demo webhook receiver on {endpoint.url}: change a licence, then see "
+            f"http://{DEMO_DOMAIN}:{port - 1}/admin/webhooks/webhookdelivery/"
+        )
+        return server
 
     def demo_tenant(self) -> tuple[Tenant, str]:
         """The demo tenant and its admin password, kept in .data/ so re-runs print the same one."""

@@ -1,0 +1,7 @@
+from licensing.api.urls import resource
+from webhooks.api import views
+
+urlpatterns = [
+    *resource("webhooks", views.WebhookEndpointViewSet, "webhook"),
+    *resource("webhook-deliveries", views.WebhookDeliveryViewSet, "webhook-delivery"),
+]
