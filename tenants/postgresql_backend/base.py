@@ -18,9 +18,18 @@ from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantData
 from django_tenants.utils import get_limit_set_calls
 
 
-# Statements PostgreSQL refuses inside a transaction block, so never behind the prefix (none of them
-# reads the search_path, except CREATE/DROP INDEX CONCURRENTLY: run migrations on the primary itself).
-NO_TRANSACTION_BLOCK = (
+# Statements sent without the path in front: transaction control (a SET would fail in an aborted
+# transaction, before the ROLLBACK that ends it) and what PostgreSQL refuses inside a transaction
+# block. None of them reads the search_path, except CREATE/DROP INDEX CONCURRENTLY (also sent
+# alone: run migrations against the primary itself, not through the pooler).
+PATH_FREE_STATEMENTS = (
+    "ROLLBACK",
+    "COMMIT",
+    "RELEASE",
+    "SAVEPOINT",
+    "BEGIN",
+    "START TRANSACTION",
+    "SET CONSTRAINTS",
     "CREATE DATABASE",
     "DROP DATABASE",
     "ALTER SYSTEM",
@@ -56,7 +65,7 @@ class SearchPathCursor(ClientBindingCursor):
             # that follow in its transaction: this cursor stops sending its own.
             self.search_path_statement = ""
             return super().execute(query, params, **kwargs)
-        if head.startswith(NO_TRANSACTION_BLOCK) or "CONCURRENTLY" in head:
+        if head.startswith(PATH_FREE_STATEMENTS) or "CONCURRENTLY" in head:
             return super().execute(query, params, **kwargs)
         super().execute(f"{self.search_path_statement}; {query}", params, **kwargs)
         self.nextset()
