@@ -17,7 +17,6 @@ from django.db.backends.postgresql.base import Cursor as ClientBindingCursor
 from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
 from django_tenants.utils import get_limit_set_calls
 
-
 # Statements sent without the path in front: transaction control (a SET would fail in an aborted
 # transaction, before the ROLLBACK that ends it) and what PostgreSQL refuses inside a transaction
 # block. None of them reads the search_path, except CREATE/DROP INDEX CONCURRENTLY (also sent
@@ -152,4 +151,3 @@ class DatabaseWrapper(TenantDatabaseWrapper):
             super().savepoint_rollback(sid)
         finally:
             self._session_search_path = None
-

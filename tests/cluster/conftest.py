@@ -44,7 +44,9 @@ TOPOLOGY = {
 
 
 def missing_parts() -> list[str]:
-    missing = [name for name in ("haproxy", "pgbouncer", "redis-server", "ip") if not shutil.which(name)]
+    missing = [
+        name for name in ("haproxy", "pgbouncer", "redis-server", "ip") if not shutil.which(name)
+    ]
     if not (PG_BIN / "pg_ctl").exists():
         missing.append(f"PostgreSQL 15 server ({PG_BIN})")
     if os.geteuid() != 0:
@@ -90,7 +92,9 @@ class Cluster:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def request(self, method, path, *, host, body=None, token=None, source="127.0.0.1", headers=None):
+    def request(
+        self, method, path, *, host, body=None, token=None, source="127.0.0.1", headers=None
+    ):
         """(status, headers, parsed JSON or None) of one request through HAProxy, sent from
         `source` (any 127.x address: the client address HAProxy sees)."""
         connection = http.client.HTTPConnection(
@@ -117,7 +121,10 @@ class Cluster:
 
     def access_token(self, tenant: dict, index: int = 0) -> str:
         status, _, body = self.request(
-            "POST", "/v1/auth/token", host=tenant["domain"], body={"user_token": tenant["secrets"][index]}
+            "POST",
+            "/v1/auth/token",
+            host=tenant["domain"],
+            body={"user_token": tenant["secrets"][index]},
         )
         assert status == 200, body
         return body["access_token"]
@@ -129,12 +136,18 @@ class Cluster:
         lines = connection.getresponse().read().decode().splitlines()
         header = lines[0].lstrip("# ").split(",")
         rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
-        return {r["svname"]: int(r["stot"] or 0) for r in rows if r["pxname"] == "app" and r["svname"].startswith("app")}
+        return {
+            r["svname"]: int(r["stot"] or 0)
+            for r in rows
+            if r["pxname"] == "app" and r["svname"].startswith("app")
+        }
 
     def wait_until_both_hosts_up(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            connection = http.client.HTTPConnection("127.0.0.1", int(self.env["STATS_PORT"]), timeout=5)
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", int(self.env["STATS_PORT"]), timeout=5
+            )
             connection.request("GET", "/stats;csv")
             lines = connection.getresponse().read().decode().splitlines()
             states = [line.split(",")[17] for line in lines if line.startswith("app,app")]
@@ -154,7 +167,9 @@ def cluster(tmp_path_factory):
     extra.write_text(f"ABUSE_FAILURE_RATE={ABUSE_RATE}/m\n")
     env = {**os.environ, **TOPOLOGY, "CLUSTER_APP_ENV": str(extra)}
     subprocess.run([str(SCRIPT), "down"], env=env, capture_output=True, timeout=120)
-    started = subprocess.run([str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=300)
+    started = subprocess.run(
+        [str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=300
+    )
     if started.returncode != 0:
         pytest.fail(f"deploy/local-cluster up failed:\n{started.stdout}{started.stderr}")
     try:
