@@ -73,7 +73,7 @@ class Cluster:
         return done.stdout
 
     def seed(self, *args: str) -> dict:
-        """tests.cluster.seed against the primary itself (not through pgbouncer)."""
+        """bench.cluster_seed against the primary itself (not through pgbouncer)."""
         env = {
             **self.app_env,
             "PATH": os.environ["PATH"],
@@ -82,7 +82,7 @@ class Cluster:
         }
         env.pop("DATABASE_REPLICA_URL", None)
         done = subprocess.run(
-            [sys.executable, "-m", "tests.cluster.seed", *args],
+            [sys.executable, "-m", "bench.cluster_seed", *args],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -1,8 +1,8 @@
 """Data for the cluster tests, written straight to the cluster's primary (run in a subprocess
 with the cluster's environment, since the test process's Django speaks to the test database).
 
-    python -m tests.cluster.seed tenant NAME LIMIT   -> JSON: domain, token secrets, product, key
-    python -m tests.cluster.seed validations SCHEMA  -> JSON: the schema's validation records
+    python -m bench.cluster_seed tenant NAME LIMIT   -> JSON: domain, token secrets, product, key
+    python -m bench.cluster_seed validations SCHEMA  -> JSON: the schema's validation records
 
 The records are counted after draining any buffer of them, with the first draining command of
 DRAIN_COMMANDS that this code base has (validation records may be buffered and written by a job).
