@@ -211,11 +211,11 @@ if DATABASE_URL:
         DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 elif DATABASE_REPLICA_URL:
     raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL (the primary).")
+else:
+    DATABASES = {"default": embedded_database(DATA_DIR / "postgres")}
 if DATABASE_REPLICA_URL and not REDIS_URL:
     # Read-your-writes pins live in the cache: every worker of every host must see them.
     raise ImproperlyConfigured("DATABASE_REPLICA_URL needs REDIS_URL (a cache all hosts share).")
-else:
-    DATABASES = {"default": embedded_database(DATA_DIR / "postgres")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache: shared by every worker; keys carry the tenant's schema.

@@ -11,7 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from tenants.postgresql_backend.base import DatabaseWrapper
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Not transactional: a flush would wipe the session's tenants. The connection under test is a
+# separate one and writes nothing but a temporary table.
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
