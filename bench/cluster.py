@@ -77,6 +77,10 @@ def main() -> None:
     base = int(os.environ.get("CLUSTER_NET_BASE", "0"))
     app1 = f"10.203.{base + 1}.2"
 
+    namespace = f"{os.environ.get('CLUSTER_NAME', 'lcl')}-app1"
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    if namespace not in namespaces.split():
+        raise SystemExit(f"no namespace {namespace}: run deploy/local-cluster up first")
     tenant = seed(cluster_env())
     token = exchange(lb_port, tenant)
     time.sleep(2)  # the replica catches up with the new tenant
