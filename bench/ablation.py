@@ -3,7 +3,9 @@
 In-process (Django's test client, no server, no load generator), on the data `python -m bench`
 prepared: for each endpoint, the SQL statements and the mean time of a warm request with every
 optimisation, then without the tenant cache, then without the remembered search_path, then
-without both, then without signed answers (the cost of signing validate's answers). Times are means of --requests requests (wall clock, and CPU time of this process),
+without both, then without signed answers (the cost of signing validate's answers), then with
+DATABASE_POOLING=transaction (the path sent with every statement). Times are means of --requests
+requests (wall clock, and CPU time of this process),
 the median of --rounds interleaved rounds; queries are exact.
 """
 
@@ -61,6 +63,21 @@ def without_signing():
         http_signatures.sign_response = saved
 
 
+@contextlib.contextmanager
+def transaction_pooling():
+    """DATABASE_POOLING=transaction: the search_path sent in front of every statement."""
+    from django.db import connection
+
+    saved = connection.settings_dict.get("POOLING", "")
+    connection.close()  # the next connection gets the pooling cursor
+    connection.settings_dict["POOLING"] = "transaction"
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["POOLING"] = saved
+
+
 def measure(targets, names, requests: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -107,6 +124,7 @@ def main() -> None:
     bench_env.setup_django()
     from bench import prepare, run
 
+    prepare.migrate()  # a fresh database (the smoke data) has no tables yet
     fixture = prepare.prepare(2_000 if args.smoke else 1_000_000, quiet=True)
     targets = run.endpoints(fixture)
     names = ["reference", "validate", "licence", "list-first"]
@@ -122,6 +140,7 @@ def main() -> None:
         "without remembered search_path": without_search_path_memory,
         "without both": without_both,
         "without signed answers": without_signing,
+        "DATABASE_POOLING=transaction": transaction_pooling,
     }
     runs: dict[str, list] = {label: [] for label in variants}
     for _ in range(args.rounds):

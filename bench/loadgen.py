@@ -29,6 +29,7 @@ class Target:
     method: str = "GET"
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    address: str = "127.0.0.1"  # where the server listens (an app host of deploy/local-cluster)
 
     def request_bytes(self) -> bytes:
         lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {self.host}"]
@@ -98,7 +99,7 @@ async def _run(target: Target, concurrency: int, duration: float, rate: float | 
                     break
             try:
                 if writer is None:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+                    reader, writer = await asyncio.open_connection(target.address, target.port)
                 writer.write(payload)
                 status, close = await _read_response(reader)
             except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
@@ -142,6 +143,7 @@ def python_client(target: Target, concurrency: int, duration: float, rate=None) 
         sys.executable,
         "-m",
         "bench.loadgen",
+        "--address", target.address,
         "--port", str(target.port),
         "--path", target.path,
         "--host", target.host,
@@ -201,7 +203,7 @@ def wrk(target: Target, concurrency: int, duration: float) -> dict:
             [
                 "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
                 "--timeout", "10s", "-s", file.name,
-                f"http://127.0.0.1:{target.port}{target.path}",
+                f"http://{target.address}:{target.port}{target.path}",
             ],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
@@ -224,6 +226,7 @@ def wrk(target: Target, concurrency: int, duration: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", required=True)
     parser.add_argument("--host", required=True)
@@ -235,7 +238,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
     args = parser.parse_args()
     headers = dict(h.split(": ", 1) for h in args.header)
-    target = Target(args.port, args.path, args.host, args.method, args.body, headers)
+    target = Target(
+        args.port, args.path, args.host, args.method, args.body, headers, address=args.address
+    )
     print(json.dumps(asyncio.run(_run(target, args.concurrency, args.duration, args.rate))))
 
 

@@ -139,7 +139,8 @@ INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_
 TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
-DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Reads may go to DATABASE_REPLICA_URL where a view allows it; migrations only to the primary.
+DATABASE_ROUTERS = ["config.db_routing.ReplicaRouter", "django_tenants.routers.TenantSyncRouter"]
 # Set the search_path once per schema change instead of before every query.
 TENANT_LIMIT_SET_CALLS = True
 # New tenants are copies of a migrated template schema; migrate_schemas skips up-to-date schemas
@@ -195,15 +196,45 @@ TEMPLATES = [
 
 # --- Database: DATABASE_URL, or the embedded PostgreSQL under DATA_DIR.
 
+# DATABASE_POOLING=transaction when DATABASE_URL points at a transaction pooler (pgbouncer's
+# pool_mode = transaction): each statement then carries its search_path, nothing is prepared and
+# no server-side cursor is used (tenants/postgresql_backend, docs/deployment.md).
+DATABASE_POOLING = os.environ.get("DATABASE_POOLING", "").strip().lower()
+if DATABASE_POOLING not in ("", "session", "transaction"):
+    raise ImproperlyConfigured(
+        f"DATABASE_POOLING must be 'transaction', 'session' or empty, not {DATABASE_POOLING!r}"
+    )
+# A streaming replica for reads that may be a little stale (config/db_routing.py).
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+# After a write, the same token's reads stay on the primary for this many seconds.
+REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 5)
+
+
+def tenant_database(url: str) -> dict:
+    """django-tenants' backend, without a `SET search_path` per request (tenants/postgresql_backend)."""
+    database = dj_database_url.parse(url, conn_max_age=60)
+    database["ENGINE"] = "tenants.postgresql_backend"
+    database["POOLING"] = DATABASE_POOLING
+    database["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_POOLING == "transaction"
+    database.setdefault("TEST", {})
+    return database
+
+
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
-    # django-tenants' backend, without a `SET search_path` per request (tenants/postgresql_backend).
-    DATABASES["default"]["ENGINE"] = "tenants.postgresql_backend"
-    DATABASES["default"].setdefault("TEST", {})
+    DATABASES = {"default": tenant_database(DATABASE_URL)}
     if os.environ.get("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"]["NAME"] = os.environ["TEST_DATABASE_NAME"]
+    if DATABASE_REPLICA_URL:
+        DATABASES["replica"] = tenant_database(DATABASE_REPLICA_URL)
+        # Tests read the primary through the replica alias (there is no test replica).
+        DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+elif DATABASE_REPLICA_URL:
+    raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL (the primary).")
 else:
     DATABASES = {"default": embedded_database(DATA_DIR / "postgres")}
+if DATABASE_REPLICA_URL and not REDIS_URL:
+    # Read-your-writes pins live in the cache: every worker of every host must see them.
+    raise ImproperlyConfigured("DATABASE_REPLICA_URL needs REDIS_URL (a cache all hosts share).")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache: shared by every worker; keys carry the tenant's schema.

@@ -392,6 +392,12 @@ GRANTING_RIGHTS: dict[Permission, tuple[str, ...]] = {
     Permission.CREATE_GROUPS: ("licensing.add_group",),
     Permission.EDIT_GROUPS: ("licensing.change_group",),
     Permission.DELETE_GROUPS: ("licensing.delete_group",),
+    Permission.VIEW_WEBHOOKS: ("webhooks.view_webhookendpoint", "webhooks.view_webhookdelivery"),
+    Permission.EDIT_WEBHOOKS: (
+        "webhooks.add_webhookendpoint",
+        "webhooks.change_webhookendpoint",
+        "webhooks.delete_webhookendpoint",
+    ),
 }
 
 

@@ -8,11 +8,12 @@ from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
+from config import db_routing
 from config.client_address import client_address
 from config.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
 from config.http_signatures import SignedAnswers, iso_utc
@@ -83,8 +84,17 @@ class ResourceViewSet(GenericViewSet):
         return queryset.filter(**lookups)
 
     def list(self, request):
+        # A list may be a moment stale: read from the replica where one is configured.
+        return db_routing.replica_reads(request, self.list_page)
+
+    def list_page(self):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if request.method not in SAFE_METHODS and response.status_code < 400:
+            db_routing.note_write(request)  # this token's next reads see the write
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def retrieve(self, request, pk=None):
         return Response(self.get_serializer(self.get_object()).data)

@@ -40,8 +40,13 @@ def check_deploy(**overrides: str) -> subprocess.CompletedProcess:
         {},
         {"TRUSTED_PROXY_COUNT": "1"},
         {"SECURE_HSTS_PRELOAD": "on"},
+        {  # docs/deployment.md: behind HAProxy and pgbouncer, with a replica
+            "TRUSTED_PROXY_COUNT": "1",
+            "DATABASE_POOLING": "transaction",
+            "DATABASE_REPLICA_URL": "postgres://app@pgbouncer.internal:6432/licensing_replica",
+        },
     ],
-    ids=["defaults", "behind-a-proxy", "hsts-preload"],
+    ids=["defaults", "behind-a-proxy", "hsts-preload", "cluster"],
 )
 def test_production_settings_pass_check_deploy_without_warnings(overrides):
     done = check_deploy(**overrides)
@@ -85,3 +90,20 @@ def test_production_refuses_short_keys():
     done = check_deploy(JWT_SIGNING_KEY="short-and-guessable")
     assert done.returncode != 0
     assert "JWT_SIGNING_KEY is too short" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"DATABASE_POOLING": "statement"}, "DATABASE_POOLING must be 'transaction'"),
+        (
+            {"DATABASE_REPLICA_URL": "postgres://app@replica.internal/licensing", "REDIS_URL": ""},
+            "DATABASE_REPLICA_URL needs REDIS_URL",
+        ),
+    ],
+    ids=["unknown-pooling-mode", "replica-without-redis"],
+)
+def test_a_wrong_database_setting_stops_the_start_with_its_name(overrides, message):
+    done = check_deploy(**overrides)
+    assert done.returncode != 0
+    assert message in done.stderr
