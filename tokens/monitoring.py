@@ -29,7 +29,7 @@ from django_tenants.utils import get_public_schema_name
 
 from config.client_address import client_address
 from tenants import signals as tenant_signals
-from tenants.throttling import address_key
+from tenants.throttling import address_key, pending_counters
 from tokens import alerts, signals, usage
 from tokens.logging import redact
 from tokens.models import SecurityEvent, UserToken
@@ -447,7 +447,8 @@ def on_licence_refused(sender, *, request=None, **kw):
 
 @guarded
 def on_token_used(sender, *, user_token, permissions_used=(), request=None, **kw):
-    usage.count_request(user_token, permissions_used)
+    # Counted in the same round trip to the counter store as the request's licence count.
+    usage.count_request(user_token, permissions_used, batch=pending_counters(request))
 
 
 def connect() -> None:
