@@ -364,3 +364,12 @@ USAGE_TRACKING = env_bool("USAGE_TRACKING", True)
 USAGE_FLUSH_SECONDS = env_int("USAGE_FLUSH_SECONDS", 60)
 # The quarterly review: a secret older than this is flagged "refresh overdue".
 TOKEN_REFRESH_MAX_AGE_DAYS = env_int("TOKEN_REFRESH_MAX_AGE_DAYS", 90)
+
+# --- Buffered records (tenants/record_buffer.py): validation records and token-exchange events
+# are queued (Redis list with REDIS_URL, else in-process) and written in batches by
+# `manage.py drain_records` (run it every few seconds: --every 2).
+RECORD_BUFFER_PREFIX = "records"  # Redis keys: records:<schema>, records:schemas
+RECORD_BUFFER_SIZE = env_int("RECORD_BUFFER_SIZE", 500)  # rows per INSERT; in-process: the bound
+RECORD_BUFFER_MAX = env_int("RECORD_BUFFER_MAX", 100_000)  # a Redis list past this drains at once
+# In-process queue only: how often its thread writes it, in seconds (0: only when full or drained).
+RECORD_BUFFER_SECONDS = env_int("RECORD_BUFFER_SECONDS", 1)

@@ -31,6 +31,7 @@ from licensing.models import (
     Product,
     ValidationCode,
 )
+from tenants.record_buffer import buffer_record
 
 User = get_user_model()
 
@@ -456,14 +457,20 @@ def validate_license_key(
 ) -> ValidationResult:
     """Check a key as a client application presents it, and record the check.
 
-    Two queries whatever the input: one indexed lookup (a malformed key looks up a key that cannot
-    exist, so it costs what an unknown one costs) and one INSERT of the record.
+    One query whatever the input: an indexed lookup (a malformed key looks up a key that cannot
+    exist, so it costs what an unknown one costs). The record is buffered (tenants.record_buffer)
+    and written with others by the drain job.
     """
     lookup = normalise_license_key(key) or UNMATCHABLE_KEY
     found = list(License.objects.select_related("product", "plan").filter(key=lookup)[:1])
     license = found[0] if found else None
-    code = _validation_code(license, product_code, timezone.now())
-    LicenseValidation.objects.create(
-        license=license, code=code, client_address=_storable_address(client_address)
+    now = timezone.now()
+    code = _validation_code(license, product_code, now)
+    buffer_record(
+        LicenseValidation,
+        license_id=license.pk if license else None,
+        code=code,
+        client_address=_storable_address(client_address),
+        created_at=now,
     )
     return ValidationResult(code=code, license=license)

@@ -35,7 +35,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{tenant.schema_name}: {done['requests']} request(s) and {done['permissions']} "
                 f"permission use(s) written, {done['folded_events']} folded event(s) updated, "
-                f"{done['expiries']} expiry event(s) recorded."
+                f"{done['expiries']} expiry event(s) recorded, {done['records']} buffered "
+                "record(s) written."
             )
         if failed:
             raise CommandError(f"Flushing failed for: {', '.join(failed)}")
