@@ -143,11 +143,12 @@ MIDDLEWARE = [
     # Expired licence -> 403 on /v1/; X-RateLimit-* headers on every /v1/ answer.
     "tenants.throttling.TenantLicenceMiddleware",
     "config.errors.ApiErrorMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's own, for browser pages; they pass API requests (/v1/) through (config/middleware.py).
+    "config.middleware.SessionMiddleware",
+    "config.middleware.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",  # as is: `check --deploy` looks for it by name
+    "config.middleware.AuthenticationMiddleware",
+    "config.middleware.MessageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
