@@ -68,6 +68,18 @@ def descendants(pid: int) -> list[int]:
     return result
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
 def peak_rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -121,6 +133,10 @@ class Server:
         if self.process is None:
             return []
         return [pid for pid in descendants(self.process.pid) if peak_rss_mib(pid)]
+
+    def workers_cpu_seconds(self) -> float:
+        """CPU time used so far by the server's processes (master and workers)."""
+        return sum(cpu_seconds(pid) for pid in [self.process.pid, *self.worker_pids()])
 
     def peak_worker_memory_mib(self) -> float | None:
         values = [peak_rss_mib(pid) or 0 for pid in self.worker_pids()]

@@ -11,6 +11,9 @@ connection, a rollback (a `SET` is undone with its transaction) or a rollback to
 from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
 from django_tenants.utils import get_limit_set_calls
 
+# (schema, include public) -> its validated search path; one entry per schema used by the process.
+_VALIDATED_PATHS: dict[tuple[str, bool], tuple[str, ...]] = {}
+
 
 class DatabaseWrapper(TenantDatabaseWrapper):
     def __init__(self, *args, **kwargs):
@@ -30,6 +33,15 @@ class DatabaseWrapper(TenantDatabaseWrapper):
         super()._handle_search_path(cursor)
         paths = self.search_path_set_schemas
         self._session_search_path = list(paths) if paths is not None else None
+
+    def _get_cursor_search_paths(self):
+        # django-tenants validates every part with a regex on each cursor; a schema's paths never
+        # change, so they are validated once per schema and process.
+        key = (self.schema_name, self.include_public_schema)
+        paths = _VALIDATED_PATHS.get(key)
+        if paths is None:
+            paths = _VALIDATED_PATHS[key] = tuple(super()._get_cursor_search_paths())
+        return list(paths)
 
     def forget_search_path(self) -> None:
         """For code that changed the search_path itself: the next query sets it again."""
