@@ -97,6 +97,7 @@ class Server:
     workers: int
     process: subprocess.Popen | None = None
     log: Path | None = None
+    drainer: subprocess.Popen | None = None
 
     def start(self, env: dict[str, str], log: Path, timeout: float = 60) -> None:
         self.log = log
@@ -109,6 +110,15 @@ class Server:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, stopped as one
+            )
+            # The deployment's drain job for buffered records (README): with Redis they would
+            # otherwise pile up in Redis for the whole run.
+            self.drainer = subprocess.Popen(
+                [sys.executable, "manage.py", "drain_records", "--every", "2"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=output,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -143,6 +153,9 @@ class Server:
         return max(values) if values else None
 
     def stop(self) -> None:
+        if self.drainer is not None and self.drainer.poll() is None:
+            self.drainer.terminate()
+            self.drainer.wait(timeout=15)
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
