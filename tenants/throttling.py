@@ -8,6 +8,10 @@ with ``REDIS_URL``, else the PostgreSQL-backed counter of ``tenants.cache``):
 - abuse: failed attempts (wrong User Token, refresh token or licence key) per client address and
   scope (``guard_against_guessing`` / ``count_failed_attempt``, called by the views).
 
+A counted request reaches the store once: the throttle sends the licence increment, the read of
+the view's abuse counter (`abuse_scope`) and the usage counts the permission check queued as one
+batch (tenants.counters: one EVALSHA with Redis), with django-ratelimit's keys and windows.
+
 If the counter store cannot be reached the API keeps answering (fail open), logged at ERROR.
 """
 
@@ -108,6 +112,8 @@ class RateCounter:
         self.usage: dict | None = None
 
     def queue(self, batch: CounterBatch, op: Op) -> None:
+        if not getattr(settings, "RATELIMIT_ENABLE", True):
+            return  # as django-ratelimit: no usage, nothing limited
         store = caches[settings.RATELIMIT_USE_CACHE]
         timeout = self.period + EXPIRATION_FUDGE
         batch.add(store, op, self.cache_key, 1 if op == Op.INCR else 0, timeout, self._read)
@@ -123,8 +129,6 @@ class RateCounter:
 
 def run_counters(request, batch: CounterBatch) -> bool:
     """Run the batch (fail open: False, logged, when the counter store failed)."""
-    if not getattr(settings, "RATELIMIT_ENABLE", True):
-        return False
     try:
         batch.run()
     except Exception as error:  # noqa: BLE001 - any store failure must fail open, never a 500
