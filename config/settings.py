@@ -145,7 +145,7 @@ MIDDLEWARE = [
     "config.errors.ApiErrorMiddleware",
     # Django's own, for browser pages; they pass API requests (/v1/) through (config/middleware.py).
     "config.middleware.SessionMiddleware",
-    "config.middleware.CommonMiddleware",
+    "django.middleware.common.CommonMiddleware",  # as is: it sets Content-Length on API answers
     "django.middleware.csrf.CsrfViewMiddleware",  # as is: `check --deploy` looks for it by name
     "config.middleware.AuthenticationMiddleware",
     "config.middleware.MessageMiddleware",
