@@ -384,7 +384,8 @@ def main(argv=None) -> int:
         print(json.dumps(t, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nWritten to {args.output.relative_to(ROOT)}", file=sys.stderr)
+    shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
+    print(f"\nWritten to {shown}", file=sys.stderr)
     return 0
 
 
