@@ -14,7 +14,7 @@ import sys
 
 import django
 
-DRAIN_COMMANDS = ("drain_validations", "flush_validations", "drain_records", "flush_records")
+DRAIN_COMMANDS = ("drain_records",)
 TOKEN_PERMISSIONS = ["view_products", "edit_products", "view_licenses"]
 
 

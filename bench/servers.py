@@ -68,6 +68,18 @@ def descendants(pid: int) -> list[int]:
     return result
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
 def peak_rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -85,6 +97,7 @@ class Server:
     workers: int
     process: subprocess.Popen | None = None
     log: Path | None = None
+    drainer: subprocess.Popen | None = None
 
     def start(self, env: dict[str, str], log: Path, timeout: float = 60) -> None:
         self.log = log
@@ -97,6 +110,15 @@ class Server:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, stopped as one
+            )
+            # The deployment's drain job for buffered records (README): with Redis they would
+            # otherwise pile up in Redis for the whole run.
+            self.drainer = subprocess.Popen(
+                [sys.executable, "manage.py", "drain_records", "--every", "2"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=output,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -122,11 +144,18 @@ class Server:
             return []
         return [pid for pid in descendants(self.process.pid) if peak_rss_mib(pid)]
 
+    def workers_cpu_seconds(self) -> float:
+        """CPU time used so far by the server's processes (master and workers)."""
+        return sum(cpu_seconds(pid) for pid in [self.process.pid, *self.worker_pids()])
+
     def peak_worker_memory_mib(self) -> float | None:
         values = [peak_rss_mib(pid) or 0 for pid in self.worker_pids()]
         return max(values) if values else None
 
     def stop(self) -> None:
+        if self.drainer is not None and self.drainer.poll() is None:
+            self.drainer.terminate()
+            self.drainer.wait(timeout=15)
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)

@@ -160,11 +160,12 @@ MIDDLEWARE = [
     # Expired licence -> 403 on /v1/; X-RateLimit-* headers on every /v1/ answer.
     "tenants.throttling.TenantLicenceMiddleware",
     "config.errors.ApiErrorMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's own, for browser pages; they pass API requests (/v1/) through (config/middleware.py).
+    "config.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",  # as is: it sets Content-Length on API answers
+    "django.middleware.csrf.CsrfViewMiddleware",  # as is: `check --deploy` looks for it by name
+    "config.middleware.AuthenticationMiddleware",
+    "config.middleware.MessageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -453,3 +454,12 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5)
 # Events (and their delivery log) older than this are deleted daily, unless still being retried.
 WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30)
+
+# --- Buffered records (tenants/record_buffer.py): validation records and token-exchange events
+# are queued (Redis list with REDIS_URL, else in-process) and written in batches by
+# `manage.py drain_records` (run it every few seconds: --every 2).
+RECORD_BUFFER_PREFIX = "records"  # Redis keys: records:<schema>, records:schemas
+RECORD_BUFFER_SIZE = env_int("RECORD_BUFFER_SIZE", 500)  # rows per INSERT; in-process: the bound
+RECORD_BUFFER_MAX = env_int("RECORD_BUFFER_MAX", 100_000)  # a Redis list past this drains at once
+# In-process queue only: how often its thread writes it, in seconds (0: only when full or drained).
+RECORD_BUFFER_SECONDS = env_int("RECORD_BUFFER_SECONDS", 1)

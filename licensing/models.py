@@ -320,7 +320,10 @@ class LicenseValidation(models.Model):
     )
     code = models.CharField(max_length=32, choices=ValidationCode.choices)
     client_address = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set when the call happened, not when the buffered row was written (tenants.record_buffer).
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The buffer's idempotency key: a row written twice is stored once.
+    request_id = models.UUIDField(unique=True, null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "licence validation"

@@ -4,7 +4,9 @@ django-ratelimit needs a cache shared by every worker whose increment is atomic;
 database cache is not (it reads, then writes). Here every operation is one SQL statement on the
 `RateCounter` table of the public schema: `add` is an `INSERT ... ON CONFLICT DO UPDATE ...
 RETURNING` that replaces only an expired row, `incr` an `UPDATE ... RETURNING` whose row lock
-serialises concurrent increments. Expired rows count as absent and are culled now and then.
+serialises concurrent increments, and `count` (add if missing, else increment: a rate-limit
+counter's one step) an `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`. Expired rows count as
+absent and are culled now and then.
 
 Values are integers (counters), nothing else. Configure it as a separate alias::
 
@@ -33,6 +35,16 @@ SQL_ADD = """
     VALUES (%s, %s, statement_timestamp() + %s::double precision * interval '1 second')
     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
     WHERE c.expires_at <= statement_timestamp()
+    RETURNING c.value"""
+# An increment that creates a missing (or expired) counter: add-then-incr in one statement.
+SQL_COUNT = """
+    INSERT INTO {table} AS c (key, value, expires_at)
+    VALUES (%s, %s, statement_timestamp() + %s::double precision * interval '1 second')
+    ON CONFLICT (key) DO UPDATE SET
+        value = CASE WHEN c.expires_at <= statement_timestamp()
+            THEN EXCLUDED.value ELSE c.value + EXCLUDED.value END,
+        expires_at = CASE WHEN c.expires_at <= statement_timestamp()
+            THEN EXCLUDED.expires_at ELSE c.expires_at END
     RETURNING c.value"""
 SQL_SET = """
     INSERT INTO {table} AS c (key, value, expires_at)
@@ -136,6 +148,14 @@ class PostgresCounterCache(BaseCache):
         rows, _ = self._execute(SQL_INCR, (self._integer(delta), self._key(key, version)))
         if not rows:
             raise ValueError(f"Key '{key}' not found")
+        return rows[0][0]
+
+    def count(self, key, delta=1, timeout=DEFAULT_TIMEOUT, version=None) -> int:
+        """Add `delta`, creating the counter with `timeout` if it is missing: the new value."""
+        key, delta = self._key(key, version), self._integer(delta)
+        rows, _ = self._execute(SQL_COUNT, (key, delta, self._seconds(timeout)))
+        if rows[0][0] == delta:
+            self._maybe_cull()
         return rows[0][0]
 
     def delete(self, key, version=None) -> bool:

@@ -75,13 +75,15 @@ class TenantResolutionCache:
 
     def get(self, hostname: str, load: Callable[[str], Tenant]) -> Tenant:
         """The tenant for `hostname`: from this process's cache, else `load(hostname)` (which may
-        raise DoesNotExist; unknown hosts are not cached). Each caller gets its own copy."""
+        raise DoesNotExist; unknown hosts are not cached). The cached Tenant is shared by the
+        process's requests (no copy per request): read it, never change it in place; a change
+        goes through the database, whose signal replaces the entry."""
         now = self._clock()
         if now - self._checked_at >= self._check_seconds():
             self._check_shared_version(now)
         entry = self._entries.get(hostname)
         if entry is not None and now - entry[1] < self._max_age():
-            return copy.copy(entry[0])
+            return entry[0]
         tenant = load(hostname)
         if may_cache():
             with self._lock:

@@ -123,6 +123,12 @@ def _cull_machines() -> None:
     cull_dead_machines()
 
 
+def _drain_records() -> None:
+    from tenants.record_buffer import drain_buffered_records
+
+    drain_buffered_records()  # every tenant's queue (Redis); a process's own queue drains itself
+
+
 def _prune_webhook_events() -> None:
     from webhooks.services import prune_events
 
@@ -131,6 +137,7 @@ def _prune_webhook_events() -> None:
 
 periodic("flush_usage", "* * * * *", _flush_usage)
 periodic("cull_machines", "* * * * *", _cull_machines)
+periodic("drain_records", "* * * * * */5", _drain_records, per_tenant=False)
 periodic("prune_security_events", "17 3 * * *", _prune_security_events)
 periodic("license_expiry_events", "7 4 * * *", _license_expiry_events)
 periodic("prune_webhook_events", "27 3 * * *", _prune_webhook_events)

@@ -8,6 +8,10 @@ with ``REDIS_URL``, else the PostgreSQL-backed counter of ``tenants.cache``):
 - abuse: failed attempts (wrong User Token, refresh token or licence key) per client address and
   scope (``guard_against_guessing`` / ``count_failed_attempt``, called by the views).
 
+A counted request reaches the store once: the throttle sends the licence increment, the read of
+the view's abuse counter (`abuse_scope`) and the usage counts the permission check queued as one
+batch (tenants.counters: one EVALSHA with Redis), with django-ratelimit's keys and windows.
+
 If the counter store cannot be reached the API keeps answering (fail open), logged at ERROR.
 """
 
@@ -20,7 +24,7 @@ import time
 from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit import ALL
-from django_ratelimit.core import _get_window, _make_cache_key, get_usage
+from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate
 from django_tenants.utils import schema_context
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
@@ -28,6 +32,7 @@ from rest_framework.throttling import BaseThrottle
 from config.client_address import client_address
 from config.errors import INVALID_LICENSE, LicenceLimitReached, is_api_request, json_error
 from tenants import signals
+from tenants.counters import CounterBatch, Op
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,10 @@ LICENCE_GROUP = "licence"
 # the licence counter of a counted request, and that the request must not use up the licence.
 COUNTED_ATTR = "_licence_counted"
 REFUND_ATTR = "_licence_refund"
+# The counter operations queued for the licence count's round trip, and the abuse counters read in
+# it (scope -> RateCounter).
+BATCH_ATTR = "_counter_batch"
+ABUSE_ATTR = "_abuse_counters"
 
 
 class TooManyFailedAttempts(exceptions.Throttled):
@@ -91,19 +100,54 @@ def _store_failed(request, error: Exception) -> None:
     )
 
 
-def _usage(request, group: str, value: str, rate: str, increment: bool) -> dict | None:
-    """django-ratelimit's usage of one counter, or None when the counter store failed."""
+class RateCounter:
+    """One django-ratelimit counter (the same cache key, window and timeout as `get_usage`),
+    queued into a CounterBatch so that several counters cost one round trip."""
+
+    def __init__(self, group: str, value: str, rate: str):
+        self.limit, self.period = _split_rate(rate)
+        self.window = _get_window(value, self.period)
+        # The key of this window (also for a refund: django-ratelimit has no public decrement).
+        self.cache_key = _make_cache_key(group, self.window, rate, value, ALL)
+        self.usage: dict | None = None
+
+    def queue(self, batch: CounterBatch, op: Op) -> None:
+        if not getattr(settings, "RATELIMIT_ENABLE", True):
+            return  # as django-ratelimit: no usage, nothing limited
+        store = caches[settings.RATELIMIT_USE_CACHE]
+        timeout = self.period + EXPIRATION_FUDGE
+        batch.add(store, op, self.cache_key, 1 if op == Op.INCR else 0, timeout, self._read)
+
+    def _read(self, count: int) -> None:
+        self.usage = {
+            "count": count,
+            "limit": self.limit,
+            "should_limit": count > self.limit,
+            "time_left": self.window - int(time.time()),
+        }
+
+
+def run_counters(request, batch: CounterBatch) -> bool:
+    """Run the batch (fail open: False, logged, when the counter store failed)."""
     try:
-        return get_usage(
-            _http_request(request),
-            group=group,
-            key=lambda _group, _request: value,
-            rate=rate,
-            increment=increment,
-        )
+        batch.run()
     except Exception as error:  # noqa: BLE001 - any store failure must fail open, never a 500
         _store_failed(request, error)
+        return False
+    return True
+
+
+def pending_counters(request) -> CounterBatch | None:
+    """The counter operations that will go to the store with this request's licence count (one
+    round trip for all), or None when there is none to join (not a tenant request, or counted)."""
+    http_request = _http_request(request)
+    if _tenant(request) is None or getattr(http_request, COUNTED_ATTR, None) is not None:
         return None
+    batch = getattr(http_request, BATCH_ATTR, None)
+    if batch is None:
+        batch = CounterBatch()
+        setattr(http_request, BATCH_ATTR, batch)
+    return batch
 
 
 # --- Abuse throttle per client address (secret or key guessing).
@@ -115,11 +159,28 @@ def _abuse_scope(scope: str) -> str:
     return f"abuse:{scope}"
 
 
+def _abuse_counter(request, scope: str) -> RateCounter:
+    return RateCounter(_abuse_scope(scope), address_key(request), settings.ABUSE_FAILURE_RATE)
+
+
+def read_abuse_counter(request, scope: str, batch: CounterBatch) -> None:
+    """Queue the read of the request's abuse counter in `scope`, for guard_against_guessing."""
+    counter = _abuse_counter(request, scope)
+    counter.queue(batch, Op.GET)
+    getattr(_http_request(request), ABUSE_ATTR).setdefault(scope, counter)
+
+
 def guard_against_guessing(request, scope: str) -> None:
     """Refuse the request (429 Too Many Requests, Retry-After) if its client address has failed
     too often in `scope` lately. Call it before checking the secret or key."""
-    group = _abuse_scope(scope)
-    usage = _usage(request, group, address_key(request), settings.ABUSE_FAILURE_RATE, False)
+    _abuse_scope(scope)
+    counter = getattr(_http_request(request), ABUSE_ATTR, {}).get(scope)
+    if counter is None:  # not read with the licence counter: read it now
+        counter = _abuse_counter(request, scope)
+        batch = CounterBatch()
+        counter.queue(batch, Op.GET)
+        run_counters(request, batch)
+    usage = counter.usage
     if usage is None or usage["count"] < usage["limit"]:
         return
     http_request = _http_request(request)
@@ -133,8 +194,9 @@ def guard_against_guessing(request, scope: str) -> None:
 
 def count_failed_attempt(request, scope: str) -> None:
     """Record one failed attempt (wrong secret, unknown key) of the request's client address."""
-    group = _abuse_scope(scope)
-    _usage(request, group, address_key(request), settings.ABUSE_FAILURE_RATE, True)
+    batch = CounterBatch()
+    _abuse_counter(request, scope).queue(batch, Op.INCR)
+    run_counters(request, batch)
 
 
 # --- The tenant's licence: request_limit per request_period.
@@ -149,34 +211,43 @@ class LicenceCounter:
         # The rate is read from the tenant row of this request, so a licence change applies at once.
         self.rate = f"{tenant.request_limit}/{tenant.period_seconds}s"
         self.value = tenant.schema_name
-        self.usage: dict | None = None
-        self.cache_key: str | None = None
+        self.counter: RateCounter | None = None
+        self.refunded = False
 
-    def count(self, request) -> dict | None:
-        """Count the request (one atomic increment) and return the usage after it."""
-        # The key of this window, for a refund; django-ratelimit has no public decrement.
-        window = _get_window(self.value, self.tenant.period_seconds)
-        self.cache_key = _make_cache_key(LICENCE_GROUP, window, self.rate, self.value, ALL)
-        self.usage = _usage(request, LICENCE_GROUP, self.value, self.rate, increment=True)
-        return self.usage
+    @property
+    def usage(self) -> dict | None:
+        return self.counter.usage if self.counter is not None else None
 
-    def read(self, request) -> dict | None:
-        self.usage = _usage(request, LICENCE_GROUP, self.value, self.rate, increment=False)
-        return self.usage
+    def count(self, request, batch: CounterBatch | None = None) -> None:
+        """Count the request (one atomic increment); with `batch`, when that batch runs."""
+        self._queue(request, Op.INCR, batch)
+
+    def read(self, request, batch: CounterBatch | None = None) -> None:
+        self._queue(request, Op.GET, batch)
+
+    def _queue(self, request, op: Op, batch: CounterBatch | None) -> None:
+        self.counter = RateCounter(LICENCE_GROUP, self.value, self.rate)
+        if batch is not None:
+            self.counter.queue(batch, op)
+            return
+        batch = CounterBatch()
+        self.counter.queue(batch, op)
+        run_counters(request, batch)
 
     def refund(self, request) -> None:
         """Give the request's unit back (a 401 or an abuse-throttled attempt does not count)."""
-        if self.usage is None or self.cache_key is None:
+        counter = self.counter
+        if counter is None or counter.usage is None or self.refunded:
             return
         try:
-            count = caches[settings.RATELIMIT_USE_CACHE].decr(self.cache_key)
+            count = caches[settings.RATELIMIT_USE_CACHE].decr(counter.cache_key)
         except ValueError:  # the window ended meanwhile: nothing to give back
             return
         except Exception as error:  # noqa: BLE001 - fail open
             _store_failed(request, error)
             return
-        self.usage = {**self.usage, "count": count, "should_limit": count > self.limit}
-        self.cache_key = None
+        counter.usage = {**counter.usage, "count": count, "should_limit": count > self.limit}
+        self.refunded = True
 
     def remaining(self) -> int:
         used = self.usage["count"] if self.usage is not None else 0
@@ -209,9 +280,18 @@ class TenantLicenceThrottle(BaseThrottle):
         http_request = _http_request(request)
         if tenant is None or getattr(http_request, COUNTED_ATTR, None) is not None:
             return True
+        # One round trip: what the permission check queued (usage counts), the licence count and,
+        # for a view that guards against guessing, the read of its abuse counter.
+        batch = pending_counters(request)
         counter = LicenceCounter(tenant)
+        counter.count(request, batch)
         setattr(http_request, COUNTED_ATTR, counter)
-        usage = counter.count(request)
+        setattr(http_request, ABUSE_ATTR, {})
+        scope = getattr(view, "abuse_scope", None)
+        if scope is not None:
+            read_abuse_counter(request, scope, batch)
+        run_counters(request, batch)
+        usage = counter.usage
         if usage is None or not usage["should_limit"]:
             return True
         signals.request_limit_reached.send(
@@ -262,8 +342,10 @@ class TenantLicenceMiddleware:
                 counter.refund(request)
             return counter
         counter = LicenceCounter(tenant)
+        batch = getattr(request, BATCH_ATTR, None) or CounterBatch()  # queued, never run
         if getattr(request, "auth", None) is not None and response.status_code != 401:
-            counter.count(request)  # authenticated, refused before the throttle: still a request
+            counter.count(request, batch)  # authenticated, refused before the throttle: counted
         else:
-            counter.read(request)
+            counter.read(request, batch)
+        run_counters(request, batch)
         return counter

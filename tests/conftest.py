@@ -5,6 +5,7 @@ PostgreSQL test database. Each test runs inside a transaction that is rolled bac
 writes never reach another test; the tenants themselves stay for the whole session.
 """
 
+import contextlib
 import os
 import uuid
 
@@ -65,6 +66,19 @@ def _fresh_rate_counters(settings):
     """Each test counts licence requests and failed attempts from zero: Redis counters outlive the
     test's transaction, so every test gets its own django-ratelimit key prefix."""
     settings.RATELIMIT_CACHE_PREFIX = f"rl-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(autouse=True)
+def _own_record_buffer(settings):
+    """Each test buffers records in its own namespace, written only when it drains (no thread
+    writing outside the test's transaction), and leaves nothing queued behind."""
+    from tenants.record_buffer import discard_buffered_records
+
+    settings.RECORD_BUFFER_PREFIX = f"records-{uuid.uuid4().hex[:12]}"
+    settings.RECORD_BUFFER_SECONDS = 0
+    yield
+    with contextlib.suppress(Exception):  # a test that made Redis unreachable: nothing to discard
+        discard_buffered_records()
 
 
 class TenantClient(Client):

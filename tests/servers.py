@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import closing
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -69,6 +71,35 @@ def test_database_url() -> str:
 
 
 test_database_url.__test__ = False  # a helper, not a test
+
+
+@contextmanager
+def committed_tenant(django_db_blocker, prefix: str, **fields) -> Iterator[tuple[str, str, str]]:
+    """A tenant provisioned with committed transactions (live servers see it), under a schema
+    name no earlier run used (so its Redis keys are new too): (schema, domain, DATABASE_URL of
+    the test database). Removed with its schema afterwards."""
+    from tenants.models import Tenant
+    from tenants.services import AdminAccount, provision_tenant
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    domain = f"{schema.replace('_', '-')}.localhost"
+    with django_db_blocker.unblock():
+        provision_tenant(
+            schema_name=schema,
+            name=f"Live test {prefix}",
+            domain=domain,
+            admin=AdminAccount(f"{schema}-admin", f"admin@{domain}", "Live-test-password-2026!"),
+            **fields,
+        )
+        connection.set_schema_to_public()
+        database_url = test_database_url()
+    try:
+        yield schema, domain, database_url
+    finally:
+        with django_db_blocker.unblock():
+            connection.set_schema_to_public()
+            Tenant.objects.get(schema_name=schema).delete(force_drop=True)
+            connection.set_schema_to_public()
 
 
 def manage(env: dict[str, str], *args: str, input: str | None = None) -> str:

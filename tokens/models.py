@@ -150,6 +150,8 @@ class SecurityEvent(models.Model):
     path = models.CharField(max_length=300, blank=True)
     count = models.PositiveIntegerField(default=1)
     details = models.JSONField(default=dict, blank=True)
+    # Set for buffered events (tenants.record_buffer): a row written twice is stored once.
+    request_id = models.UUIDField(unique=True, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -30,7 +30,8 @@ from django_tenants.utils import get_public_schema_name
 from config.client_address import client_address
 from licensing import signals as licensing_signals
 from tenants import signals as tenant_signals
-from tenants.throttling import address_key
+from tenants.record_buffer import buffer_record, drain_buffered_records
+from tenants.throttling import address_key, pending_counters
 from tokens import alerts, signals, usage
 from tokens.logging import redact
 from tokens.models import SecurityEvent, UserToken
@@ -105,8 +106,10 @@ def record(
     details: dict | None = None,
     count: int = 1,
     created_at: datetime | None = None,
+    buffered: bool = False,
 ) -> SecurityEvent | None:
-    """Record one security event in the current tenant; None if it could not be recorded."""
+    """Record one security event in the current tenant; None if it could not be recorded (or was
+    `buffered`: queued for the drain job, tenants.record_buffer, off the request path)."""
     if not in_tenant():
         return None
     fields = {
@@ -120,9 +123,17 @@ def record(
         "details": _clean(details or {}),
         **request_fields(request),
     }
-    if created_at is not None:
-        fields["created_at"] = created_at
+    fields["created_at"] = created_at or timezone.now()
     try:
+        if buffered:
+            user_token, actor = fields.pop("user_token"), fields.pop("actor")
+            buffer_record(
+                SecurityEvent,
+                user_token_id=user_token.pk if user_token else None,
+                actor_id=actor.pk if actor else None,
+                **fields,
+            )
+            return None
         with transaction.atomic():
             return SecurityEvent.objects.create(**fields)
     except Exception:  # monitoring must never break what it observes
@@ -208,8 +219,10 @@ def catch_up(now: datetime | None = None) -> dict:
     Run by `manage.py flush_usage` (schedule it every minute), the dashboard and the reports.
     """
     now = now or timezone.now()
+    records = drain_buffered_records(connection.schema_name)
     requests, permissions = usage.flush_tenant(now)
     return {
+        "records": records,
         "requests": requests,
         "permissions": permissions,
         "folded_events": catch_up_folded(now),
@@ -329,7 +342,7 @@ def on_permission_denied(sender, *, user_token, missing, method="", path="", req
 
 @guarded
 def on_token_exchanged(sender, *, user_token, request=None, **kw):
-    record(Kind.TOKEN_EXCHANGED, request=request, user_token=user_token)
+    record(Kind.TOKEN_EXCHANGED, request=request, user_token=user_token, buffered=True)
 
 
 @guarded
@@ -477,7 +490,8 @@ def on_activation_refused(sender, *, license, reason="", request=None, **kw):
 
 @guarded
 def on_token_used(sender, *, user_token, permissions_used=(), request=None, **kw):
-    usage.count_request(user_token, permissions_used)
+    # Counted in the same round trip to the counter store as the request's licence count.
+    usage.count_request(user_token, permissions_used, batch=pending_counters(request))
 
 
 def connect() -> None:

@@ -3,6 +3,7 @@ the admin, the API and the operator commands all call these."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
@@ -303,9 +304,89 @@ def _decode(token_class, raw) -> dict:
     return payload
 
 
+# What authentication reads of a User Token and of its owner: one statement, built once per process
+# (the ORM compiled a two-table SELECT with an ORDER BY on every request: ~1 ms of CPU).
+TOKEN_FIELDS = frozenset(
+    {
+        "id",
+        "owner_id",
+        "name",
+        "permissions",
+        "expires_at",
+        "allowed_ips",
+        "is_active",
+        "generation",
+        "last_four",
+        "created_at",
+        "last_used_at",
+        "last_used_ip",
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    sql: str
+    token_fields: list
+    owner_fields: list
+    converters: list  # per selected column: the fields' from_db_value functions
+
+
+@functools.cache
+def _token_lookup() -> _Lookup:
+    user_model = get_user_model()
+    quote = connection.ops.quote_name
+    token_fields = [f for f in UserToken._meta.concrete_fields if f.attname in TOKEN_FIELDS]
+    owner_names = {user_model._meta.pk.attname, "is_active", user_model.USERNAME_FIELD}
+    owner_fields = [f for f in user_model._meta.concrete_fields if f.attname in owner_names]
+    owner_fk = UserToken._meta.get_field("owner")
+    columns = [f"t.{quote(f.column)}" for f in token_fields]
+    columns += [f"o.{quote(f.column)}" for f in owner_fields]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(UserToken._meta.db_table)} t "  # noqa: S608
+        f"JOIN {quote(user_model._meta.db_table)} o "
+        f"ON o.{quote(user_model._meta.pk.column)} = t.{quote(owner_fk.column)} "
+        f"WHERE t.{quote(UserToken._meta.pk.column)} = %s"
+    )
+    converters = []
+    for field in [*token_fields, *owner_fields]:
+        column = field.get_col(field.model._meta.db_table)
+        converters.append(
+            (
+                column,
+                connection.ops.get_db_converters(column) + column.get_db_converters(connection),
+            )
+        )
+    return _Lookup(sql, token_fields, owner_fields, converters)
+
+
+def find_token_with_owner(token_id: int) -> UserToken | None:
+    """The User Token `token_id` with its owner (`token.owner` costs no query), or None."""
+    alias = router.db_for_read(UserToken)
+    db = connections[alias]
+    lookup = _token_lookup()
+    with db.cursor() as cursor:
+        cursor.execute(lookup.sql, [token_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for value, (column, converters) in zip(row, lookup.converters, strict=True):
+        for convert in converters:
+            value = convert(value, column, db)
+        values.append(value)
+    split = len(lookup.token_fields)
+    token = UserToken.from_db(alias, [f.attname for f in lookup.token_fields], values[:split])
+    owner = get_user_model().from_db(
+        alias, [f.attname for f in lookup.owner_fields], values[split:]
+    )
+    UserToken.owner.field.set_cached_value(token, owner)
+    return token
+
+
 def _current_token(payload: dict, address: str) -> UserToken:
     token_id = payload[USER_TOKEN_CLAIM]
-    token = UserToken.objects.select_related("owner").filter(pk=token_id).first()
+    token = find_token_with_owner(token_id)
     if token is None:
         raise TokenRefused(FailureReason.UNKNOWN, token_id)
     if token.generation != payload[GENERATION_CLAIM]:

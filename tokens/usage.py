@@ -14,19 +14,24 @@ Cache keys carry the tenant's schema (django-tenants' make_key), so tenants neve
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.db import connection, transaction
 from django.utils import timezone
 
+from tenants import counters
+from tenants.counters import CounterBatch, Op
 from tokens.catalogue import ALL_PERMISSIONS
 from tokens.models import TokenPermissionUsage, TokenUsageDay, UserToken
 
 # Pending counts stay in the cache this long (a token unused since is flushed by the command).
 PENDING_TTL = int(timedelta(days=3).total_seconds())
 PENDING_DAYS = 3
+
+logger = logging.getLogger(__name__)
 
 
 def flush_interval() -> int:
@@ -57,35 +62,55 @@ def _seen_key(token: UserToken) -> str:
 
 def incr(store, key: str, timeout: int, delta: int = 1) -> int:
     """Atomically add `delta` to a counter, creating it (with `timeout`) when missing."""
-    try:
-        return store.incr(key, delta)
-    except ValueError:
-        if store.add(key, delta, timeout):
-            return delta
-        return store.incr(key, delta)
+    return counters.increment(store, key, delta, timeout)
 
 
-def count_request(user_token: UserToken, permissions_used, now: datetime | None = None) -> None:
+def count_request(
+    user_token: UserToken,
+    permissions_used,
+    now: datetime | None = None,
+    batch: CounterBatch | None = None,
+) -> None:
     """Count one authorised request of `user_token` that exercised `permissions_used`.
 
-    Only cache operations, except at most once per flush interval and token, when the pending
-    counts of the token are written to the database (never on a token's first request).
+    Only cache operations (queued into `batch` when given, so they share the request's round trip
+    to the counter store: tenants.counters), except at most once per flush interval and token,
+    when the pending counts of the token are written to the database (never on a token's first
+    request).
     """
     if not settings.USAGE_TRACKING:
         return
     now = now or timezone.now()
-    incr(cache, _requests_key(user_token, now.date()), PENDING_TTL)
-    if permissions_used:
-        stamp = int(now.timestamp())
-        cache.set_many(
-            {_permission_key(user_token, str(code)): stamp for code in permissions_used},
-            PENDING_TTL,
-        )
+    store = caches[DEFAULT_CACHE_ALIAS]
+    own_batch = batch is None
+    if own_batch:
+        batch = CounterBatch()
+    batch.add(store, Op.INCR, _requests_key(user_token, now.date()), 1, PENDING_TTL)
+    stamp = int(now.timestamp())
+    for code in permissions_used:
+        batch.add(store, Op.SET, _permission_key(user_token, str(code)), stamp, PENDING_TTL)
     # A new flush interval starts: flush, unless it is the token's very first (nothing to write).
-    if cache.add(_interval_key(user_token), 1, flush_interval()) and not cache.add(
-        _seen_key(user_token), 1, PENDING_TTL
-    ):
-        flush_tokens([user_token], now)  # errors: see tokens.monitoring.on_token_used
+    started = []
+    batch.add(store, Op.ADD, _interval_key(user_token), 1, flush_interval(), started.append)
+    batch.add(
+        store,
+        Op.ADD,
+        _seen_key(user_token),
+        1,
+        PENDING_TTL,
+        lambda first_seen: _flush_if_due(user_token, now, started[0] and not first_seen),
+    )
+    if own_batch:
+        batch.run()
+
+
+def _flush_if_due(user_token: UserToken, now: datetime, due: bool) -> None:
+    if not due:
+        return
+    try:
+        flush_tokens([user_token], now)
+    except Exception:  # counting must never break the request it counts; the counts stay pending
+        logger.exception("Could not flush the usage counts of User Token %s", user_token.pk)
 
 
 def flush_tokens(tokens, now: datetime | None = None) -> tuple[int, int]:

@@ -75,6 +75,10 @@ class SearchPathCursor(ClientBindingCursor):
             self.execute(query, params, **kwargs)
 
 
+# (schema, include public) -> its validated search path; one entry per schema used by the process.
+_VALIDATED_PATHS: dict[tuple[str, bool], tuple[str, ...]] = {}
+
+
 class DatabaseWrapper(TenantDatabaseWrapper):
     def __init__(self, *args, **kwargs):
         self._session_search_path = None
@@ -128,6 +132,15 @@ class DatabaseWrapper(TenantDatabaseWrapper):
         cursor.search_path_statement = "SET search_path TO " + ",".join(f'"{p}"' for p in paths)
         self.search_path_set_schemas = None
         self._session_search_path = None
+
+    def _get_cursor_search_paths(self):
+        # django-tenants validates every part with a regex on each cursor; a schema's paths never
+        # change, so they are validated once per schema and process.
+        key = (self.schema_name, self.include_public_schema)
+        paths = _VALIDATED_PATHS.get(key)
+        if paths is None:
+            paths = _VALIDATED_PATHS[key] = tuple(super()._get_cursor_search_paths())
+        return list(paths)
 
     def forget_search_path(self) -> None:
         """For code that changed the search_path itself: the next query sets it again."""

@@ -82,3 +82,47 @@ def test_list_queries_do_not_grow_with_rows(api_client, kind, permission):
     total_60, own_60 = counted_list(client, kind, 60)
     assert own_3 <= MAX_OWN_QUERIES and own_60 <= MAX_OWN_QUERIES, (own_3, own_60)
     assert own_60 == own_3
+
+
+# --- Statements of a warm request on the hot paths, authentication included (docs/performance.md)
+
+ROUTING = ("tenants_", "SAVEPOINT", "RELEASE SAVEPOINT", "SET search_path")
+
+
+def warm_statements(request) -> list[str]:
+    """The SQL of one warm request (after the same request once): tenant routing and the
+    PostgreSQL counter store (used without Redis) left out."""
+    request()
+    with CaptureQueriesContext(connection) as captured:
+        response = request()
+    assert response.status_code == 200, response.content
+    return [q["sql"] for q in captured.captured_queries if not any(p in q["sql"] for p in ROUTING)]
+
+
+def test_a_warm_read_is_the_token_lookup_and_the_licence(api_client):
+    client = api_client("alpha", [P.VIEW_LICENSES])
+    with schema_context("alpha"):
+        license = make_license()
+    statements = warm_statements(lambda: client.get(f"/v1/licenses/{license.pk}"))
+    assert len(statements) == 2, statements
+    token, read = statements
+    # The User Token with its owner: one statement, built once per process (tokens.services).
+    assert 'FROM "tokens_usertoken" t JOIN "auth_user" o' in token and "ORDER BY" not in token
+    assert 'FROM "licensing_license"' in read
+
+
+def test_auth_me_is_the_token_lookup_alone(api_client):
+    client = api_client("alpha", [P.VIEW_LICENSES])
+    statements = warm_statements(lambda: client.get("/v1/auth/me"))
+    assert len(statements) == 1 and '"tokens_usertoken" t JOIN' in statements[0], statements
+
+
+def test_a_token_exchange_is_one_statement(alpha_client, make_user_token):
+    _, secret = make_user_token("alpha", [P.VIEW_LICENSES])
+    statements = warm_statements(
+        lambda: alpha_client.post(
+            "/v1/auth/token", {"user_token": secret}, content_type="application/json"
+        )
+    )
+    # The lookup by digest; its security event is buffered, last use written once a minute.
+    assert len(statements) == 1 and 'FROM "tokens_usertoken"' in statements[0], statements

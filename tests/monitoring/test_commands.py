@@ -349,3 +349,19 @@ def test_bad_input_exits_non_zero_from_the_shell():
     )
     assert result.returncode != 0
     assert "invalid choice: 'xml'" in result.stderr and result.stdout == ""
+
+
+def test_drain_records_writes_the_buffered_exchange_events(alpha_client, make_user_token):
+    _, secret = make_user_token("alpha", ["view_users"])
+    assert exchange(alpha_client, secret).status_code == 200
+    assert exchange(alpha_client, secret).status_code == 200
+    with schema_context("alpha"):
+        exchanged = SecurityEvent.objects.filter(kind=SecurityEvent.Kind.TOKEN_EXCHANGED)
+        before = exchanged.count()
+        assert run("drain_records", "--tenant", "alpha") == "2 buffered record(s) written.\n"
+        assert exchanged.count() == before + 2
+    assert run("drain_records") == "0 buffered record(s) written.\n"
+    with pytest.raises(CommandError, match="No tenant 'nobody'"):
+        run("drain_records", "--tenant", "nobody")
+    with pytest.raises(CommandError, match="must be at least 1"):
+        run("drain_records", "--every", "0")

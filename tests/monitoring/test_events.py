@@ -7,6 +7,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from tenants.models import Tenant
+from tenants.record_buffer import drain_buffered_records
 from tests.conftest import TENANTS, TenantClient, exchange
 from tests.monitoring.conftest import events, one_event
 from tokens import monitoring, services
@@ -31,6 +32,7 @@ def bearer(access):
 def test_token_exchange_success(client, make_user_token, address):
     token, secret = make_user_token("alpha", ["view_users"])
     assert exchange(client, secret).status_code == 200
+    drain_buffered_records()  # exchange events are buffered (tenants.record_buffer)
     event = one_event(Kind.TOKEN_EXCHANGED)
     assert event.user_token_id == token.pk
     assert event.token_hint == secret[-4:] == token.last_four

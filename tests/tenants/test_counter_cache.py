@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.db import DataError, connection, connections
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from tenants.cache import PostgresCounterCache
@@ -65,6 +66,20 @@ def test_expired_counters_are_absent(counters):
     assert counters.touch("window", 60) is False
     assert counters.add("window", 1, 60) is True  # the expired row is replaced atomically
     assert counters.incr("window") == 2
+
+
+def test_count_creates_then_increments_in_one_statement(counters):
+    """A rate-limit counter's step (django-ratelimit's add-then-incr), one upsert each time."""
+    with CaptureQueriesContext(connection) as captured:
+        assert counters.count("window", 1, 60) == 1
+        assert counters.count("window", 1, 60) == 2
+        assert counters.count("window", 3, 60) == 5
+    statements = [q["sql"] for q in captured.captured_queries if "tenants_ratecounter" in q["sql"]]
+    assert len(statements) == 3, statements  # (besides savepoints and the search path)
+    counters.set("window", 5, 0.001)  # expired: the next count starts a new window
+    time.sleep(0.01)
+    assert counters.count("window", 1, 60) == 1
+    assert counters.get("window") == 1
 
 
 def test_expired_rows_are_culled(counters):

@@ -9,17 +9,13 @@ with committed transactions (the server cannot see the test's own transaction) a
 import json
 import os
 import socket
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 import pytest
-from django.db import connection
 
-from tenants.models import Tenant
-from tenants.services import AdminAccount, provision_tenant
-from tests.servers import AppServer, production_env, test_database_url
+from tests.servers import AppServer, committed_tenant, production_env
 
 # django_db: pytest-django creates the test database only for sessions holding a test that asks
 # for it; the test's own transaction stays empty (the server writes with its own connections).
@@ -47,26 +43,11 @@ def server_env(database_url: str, redis_url: str | None) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def live_tenant(django_db_setup, django_db_blocker):
-    """A tenant limited to LIMIT requests a day, committed, with a name no earlier run used (its
-    counters are new in Redis too); removed with its schema afterwards."""
-    schema = f"ratelive_{uuid.uuid4().hex[:8]}"
-    domain = f"{schema.replace('_', '-')}.localhost"
-    with django_db_blocker.unblock():
-        provision_tenant(
-            schema_name=schema,
-            name="Rate limit live test",
-            domain=domain,
-            admin=AdminAccount(f"{schema}-admin", f"admin@{domain}", "Live-test-password-2026!"),
-            request_limit=LIMIT,
-            request_period="day",  # one window for the whole test
-        )
-        connection.set_schema_to_public()
-        database_url = test_database_url()
-    yield domain, database_url
-    with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        Tenant.objects.get(schema_name=schema).delete(force_drop=True)
-        connection.set_schema_to_public()
+    """A tenant limited to LIMIT requests a day (one window for the whole test), committed."""
+    with committed_tenant(
+        django_db_blocker, "ratelive", request_limit=LIMIT, request_period="day"
+    ) as (_, domain, database_url):
+        yield domain, database_url
 
 
 @pytest.fixture

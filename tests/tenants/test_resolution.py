@@ -65,10 +65,12 @@ def test_each_host_gets_its_own_tenant_and_unknown_hosts_are_not_cached(caching)
     assert len(caching) == 2
 
 
-def test_each_request_gets_its_own_copy(caching):
-    first = resolve()
-    first.request_limit = 1
-    assert resolve().request_limit != 1
+def test_warm_requests_share_the_cached_tenant_without_a_copy(caching):
+    loaded = resolve()  # the first request's own instance; a copy of it is cached
+    loaded.request_limit = 1
+    warm = resolve()
+    assert warm.request_limit != 1
+    assert resolve() is warm  # no copy per request: the cached Tenant is read, never changed
 
 
 def test_licence_change_applies_at_once_in_this_process(caching, tenant_alpha):

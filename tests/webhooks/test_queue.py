@@ -38,6 +38,7 @@ def test_the_periodic_jobs_are_registered_once():
     assert registered == {
         "periodic.flush_usage": "* * * * *",
         "periodic.cull_machines": "* * * * *",
+        "periodic.drain_records": "* * * * * */5",
         "periodic.prune_security_events": "17 3 * * *",
         "periodic.license_expiry_events": "7 4 * * *",
         "periodic.prune_webhook_events": "27 3 * * *",

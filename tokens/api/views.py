@@ -25,17 +25,17 @@ class CredentialView(APIView):
     permission_classes = []
     serializer_class: type
     field: str
-    scope: str
+    abuse_scope: str  # tenants.throttling: guessing secrets is slowed per address
     stage: str
 
     def post(self, request):
-        guard_against_guessing(request, self.scope)
+        guard_against_guessing(request, self.abuse_scope)
         serializer = self.serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             pair = self.exchange(serializer.validated_data[self.field], request)
         except services.TokenRefused as refused:
-            count_failed_attempt(request, self.scope)
+            count_failed_attempt(request, self.abuse_scope)
             raise refuse(request, refused, self.stage) from None
         return Response(pair.as_response(), headers={"Cache-Control": "no-store"})
 
@@ -45,7 +45,7 @@ class TokenExchangeView(CredentialView):
 
     serializer_class = ExchangeSerializer
     field = "user_token"
-    scope = "token_exchange"
+    abuse_scope = "token_exchange"
     stage = "exchange"
 
     def exchange(self, secret, request):
@@ -59,7 +59,7 @@ class TokenRefreshView(CredentialView):
 
     serializer_class = RefreshSerializer
     field = "refresh_token"
-    scope = "token_refresh"
+    abuse_scope = "token_refresh"
     stage = "refresh"
 
     def exchange(self, raw, request):

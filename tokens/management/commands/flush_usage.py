@@ -14,5 +14,5 @@ class Command(EachTenantCommand):
         return (
             f"{done['requests']} request(s) and {done['permissions']} permission use(s) written, "
             f"{done['folded_events']} folded event(s) updated, {done['expiries']} expiry event(s) "
-            "recorded."
+            f"recorded, {done['records']} buffered record(s) written."
         )

@@ -1,0 +1,185 @@
+"""A request's counter operations in one round trip to the counter store.
+
+A counted API request touches several counters: the tenant's licence counter (incremented), the
+per-address abuse counter of its scope (read), and its User Token's usage counts (incremented,
+stamped). Each used to be its own cache call (django-ratelimit alone makes two per counter,
+`add` then `incr`). A `CounterBatch` collects them; `run()` sends them to Redis as ONE `EVALSHA`
+of a small Lua script (registered once per server, loaded again on `NOSCRIPT`), which executes
+them atomically in order. Without Redis (the PostgreSQL-backed counter of tenants.cache and the
+in-process default cache), the same operations run one by one through the cache API; the
+licence increment is then one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` statement.
+
+The operations keep django-ratelimit's and the cache's semantics exactly: an increment creates a
+missing counter with its timeout (`add`) and otherwise adds atomically (`incr`); values are
+integers, which django-redis stores unencoded, so every other reader sees the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from django.core.cache.backends.base import BaseCache
+
+try:
+    from django_redis.cache import RedisCache
+    from redis.exceptions import NoScriptError
+except ImportError:  # pragma: no cover - django-redis is a dependency; Redis itself is optional
+    RedisCache = NoScriptError = None
+
+
+class Op(StrEnum):
+    INCR = "incr"  # create with the timeout if missing, else add: the new value
+    GET = "get"  # the value, 0 if missing
+    SET = "set"  # set with the timeout: 1
+    ADD = "add"  # set only if missing, with the timeout: 1 if it was set, else 0
+
+
+# KEYS[i] is the i-th operation's key; ARGV holds (op, value, timeout in seconds) per operation.
+SCRIPT = """
+local results = {}
+for i, key in ipairs(KEYS) do
+  local op, value, ttl = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
+  if op == 'incr' then
+    if redis.call('SET', key, value, 'NX', 'EX', ttl) then
+      results[i] = tonumber(value)
+    else
+      results[i] = redis.call('INCRBY', key, value)
+    end
+  elseif op == 'get' then
+    results[i] = tonumber(redis.call('GET', key) or '0') or 0
+  elseif op == 'set' then
+    redis.call('SET', key, value, 'EX', ttl)
+    results[i] = 1
+  else
+    results[i] = redis.call('SET', key, value, 'NX', 'EX', ttl) and 1 or 0
+  end
+end
+return results
+"""
+SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts so
+
+
+@dataclass
+class _Operation:
+    store: BaseCache
+    op: Op
+    key: str  # as given to the cache API
+    stored_key: str  # as stored (the cache's key function applied: prefix, tenant schema)
+    value: int
+    timeout: int
+    done: Callable[[int], None] | None
+
+
+@dataclass
+class CounterBatch:
+    """Counter operations to run together; `run()` returns their results in order."""
+
+    operations: list[_Operation] = field(default_factory=list)
+
+    def add(
+        self,
+        store: BaseCache,
+        op: Op,
+        key: str,
+        value: int = 0,
+        timeout: int = 0,
+        done: Callable[[int], None] | None = None,
+    ) -> int:
+        """Queue one operation; `done(result)` is called after the batch ran. Its index."""
+        self.operations.append(
+            _Operation(store, Op(op), key, store.make_key(key), int(value), int(timeout), done)
+        )
+        return len(self.operations) - 1
+
+    def run(self) -> list[int]:
+        """Run every queued operation (one round trip when they all live in one Redis)."""
+        operations, self.operations = self.operations, []
+        if not operations:
+            return []
+        redis_store = _shared_redis(operations)
+        if redis_store is not None:
+            results = [int(r) for r in _evalsha(redis_store, operations)]
+            for operation, result in zip(operations, results, strict=True):
+                if operation.done is not None:
+                    operation.done(result)
+            return results
+        return _run_each(operations)
+
+
+def _shared_redis(operations: list[_Operation]) -> BaseCache | None:
+    """The django-redis cache all operations can go through, or None."""
+    first = operations[0].store
+    if RedisCache is None or not isinstance(first, RedisCache):
+        return None
+    for operation in operations[1:]:
+        store = operation.store
+        if store is not first and (
+            not isinstance(store, RedisCache) or store._server != first._server  # noqa: SLF001
+        ):
+            return None
+    return first
+
+
+def _evalsha(store, operations: list[_Operation]) -> list:
+    client = store.client.get_client(write=True)
+    keys = [operation.stored_key for operation in operations]
+    args = []
+    for operation in operations:
+        args += [operation.op.value, operation.value, max(1, operation.timeout)]
+    try:
+        return client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+    except NoScriptError:  # a restarted or flushed Redis: register the script again
+        client.script_load(SCRIPT)
+        return client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+
+
+def increment(store: BaseCache, key: str, delta: int, timeout: int) -> int:
+    """Add `delta` to a counter, creating it with `timeout` when missing: the new value."""
+    count = getattr(store, "count", None)
+    if count is not None:  # tenants.cache.PostgresCounterCache: one statement
+        return count(key, delta, timeout)
+    if store.add(key, delta, timeout):
+        return delta
+    try:
+        return store.incr(key, delta)
+    except ValueError:  # expired between the two calls: start again
+        store.add(key, delta, timeout)
+        return delta
+
+
+def _run_each(operations: list[_Operation]) -> list[int]:
+    """One by one; a store that fails skips its remaining operations, the other stores' still run
+    (and report), then the first failure is raised."""
+    results, failures = [], {}
+    for operation in operations:
+        store_id = id(operation.store)
+        if store_id in failures:
+            results.append(None)
+            continue
+        try:
+            result = _run_one(operation)
+        except Exception as error:  # noqa: BLE001 - re-raised below, once the rest has run
+            failures[store_id] = error
+            results.append(None)
+            continue
+        results.append(result)
+        if operation.done is not None:
+            operation.done(result)
+    if failures:
+        raise next(iter(failures.values()))
+    return results
+
+
+def _run_one(operation: _Operation) -> int:
+    store, key = operation.store, operation.key
+    if operation.op == Op.INCR:
+        return increment(store, key, operation.value, operation.timeout)
+    if operation.op == Op.GET:
+        return int(store.get(key) or 0)
+    if operation.op == Op.SET:
+        store.set(key, operation.value, operation.timeout)
+        return 1
+    return int(store.add(key, operation.value, operation.timeout))

@@ -1,0 +1,262 @@
+"""Buffered records: rows the request path owes the database, written in batches off the path.
+
+The validation record of `POST /v1/licenses/validate` and the security event of a token exchange
+are not inserted (and committed) by the request that causes them. `buffer_record()` queues the row,
+with a fresh `request_id`, and `drain_buffered_records()` writes what is queued: per tenant and
+table ONE multi-row `INSERT ... ON CONFLICT (request_id) DO NOTHING`, so a batch written twice
+(a drain that died after its commit) is written once: at-least-once delivery, exactly-once rows.
+
+Where the queue lives:
+
+- **With Redis** (the counter store, with REDIS_URL): a list per tenant (`RPUSH` before the
+  answer leaves: one round trip, besides the request's counters), so a worker that dies, even by
+  SIGKILL, loses nothing it answered. A periodic job drains it: `manage.py drain_records --every
+  2` (or `drain_buffered_records()` from a task queue). A drain holds a per-tenant lock in Redis; it reads a batch, commits it, then trims exactly what it read.
+  The list is bounded: past `RECORD_BUFFER_MAX` rows (the drain is not running) the request that
+  finds it full drains its tenant itself. Redis unreachable: the row is written at once.
+- **Without Redis** (the embedded default): an in-process queue, written by a daemon thread every
+  `RECORD_BUFFER_SECONDS`, by the request that fills it to `RECORD_BUFFER_SIZE`, and at process
+  exit (`atexit`: gunicorn's graceful worker exit, a restart, SIGTERM). A worker killed with
+  SIGKILL loses at most its last `RECORD_BUFFER_SECONDS` of records; `drain_buffered_records()`
+  writes this process's queue.
+
+Readers (monitoring, the security dashboard, the reports) see a record once it is drained; the
+dashboard and `tokens.monitoring.catch_up` drain the tenant first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import datetime
+
+from django.apps import apps
+from django.conf import settings
+from django.core.cache import caches
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import ForeignKey, Model
+from django_tenants.utils import schema_context
+
+from tenants.counters import RedisCache
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID = "request_id"  # the unique column of every buffered model
+LOCK_SECONDS = 60
+
+
+class _Encoder(DjangoJSONEncoder):
+    def default(self, o):
+        if isinstance(o, datetime):
+            return o.isoformat()  # to the microsecond (DjangoJSONEncoder keeps milliseconds)
+        return super().default(o)
+
+
+def _prefix() -> str:
+    return settings.RECORD_BUFFER_PREFIX
+
+
+def _list_key(schema: str) -> str:
+    return f"{_prefix()}:{schema}"
+
+
+def _schemas_key() -> str:
+    return f"{_prefix()}:schemas"
+
+
+def _redis():
+    """The Redis client of the counter store (settings.RATELIMIT_USE_CACHE), or None when the
+    counter store is not Redis."""
+    store = caches[settings.RATELIMIT_USE_CACHE]
+    if RedisCache is None or not isinstance(store, RedisCache):
+        return None
+    return store.client.get_client(write=True)
+
+
+def buffer_record(model: type[Model], **fields) -> str:
+    """Queue one row of `model` for the current tenant's schema; its request id."""
+    fields.setdefault(REQUEST_ID, str(uuid.uuid4()))
+    schema = connection.schema_name
+    entry = json.dumps({"model": model._meta.label_lower, "fields": fields}, cls=_Encoder)
+    client = _redis()
+    if client is None:
+        _local.push(schema, entry)
+        return fields[REQUEST_ID]
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.rpush(_list_key(schema), entry)
+        pipe.sadd(_schemas_key(), schema)
+        length, _ = pipe.execute()
+    except Exception:  # Redis unreachable: the row must not be lost, write it now
+        logger.warning("Record buffer unreachable; writing a %s row at once", model._meta.label)
+        write_entries(schema, [entry])
+        return fields[REQUEST_ID]
+    if length > settings.RECORD_BUFFER_MAX:
+        _drain_redis_schema(client, schema)
+    return fields[REQUEST_ID]
+
+
+def drain_buffered_records(schema: str | None = None) -> int:
+    """Write the queued rows of `schema` (default: every tenant): how many were written."""
+    written = _local.drain(schema)
+    client = _redis()
+    if client is None:
+        return written
+    schemas = [schema] if schema else sorted(s.decode() for s in client.smembers(_schemas_key()))
+    for name in schemas:
+        try:
+            written += _drain_redis_schema(client, name)
+        except Exception:  # one tenant's problem must not stop the others' records
+            logger.exception("Could not drain the buffered records of %s", name)
+    return written
+
+
+def discard_buffered_records() -> None:
+    """Forget every queued row without writing it (tests: a rolled-back database's leftovers)."""
+    _local.clear()
+    client = _redis()
+    if client is not None:
+        schemas = [s.decode() for s in client.smembers(_schemas_key())]
+        client.delete(_schemas_key(), *[_list_key(s) for s in schemas])
+
+
+def _drain_redis_schema(client, schema: str) -> int:
+    lock = f"{_prefix()}:lock:{schema}"
+    if not client.set(lock, os.getpid(), nx=True, ex=LOCK_SECONDS):
+        return 0  # another drain is writing this tenant's rows now
+    written = 0
+    try:
+        key = _list_key(schema)
+        while entries := client.lrange(key, 0, settings.RECORD_BUFFER_SIZE - 1):
+            written += write_entries(schema, entries)
+            client.ltrim(key, len(entries), -1)  # only pushes at the tail happen meanwhile
+    finally:
+        client.delete(lock)
+    return written
+
+
+# --- Writing: one multi-row INSERT per table
+
+
+def write_entries(schema: str, entries: list) -> int:
+    """Write queued rows of one tenant (ON CONFLICT DO NOTHING): how many were new."""
+    by_model: dict[str, list[dict]] = {}
+    for entry in entries:
+        item = json.loads(entry)
+        by_model.setdefault(item["model"], []).append(item["fields"])
+    written = 0
+    with schema_context(schema), transaction.atomic():
+        for label, rows in by_model.items():
+            written += _insert(apps.get_model(label), rows)
+    return written
+
+
+def _insert(model: type[Model], rows: list[dict]) -> int:
+    """`INSERT INTO t (...) SELECT ... FROM (VALUES ...) ON CONFLICT (request_id) DO NOTHING`;
+    a foreign key whose row was deleted meanwhile is stored as NULL (as on_delete would have)."""
+    quote = connection.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(quote(f.column) for f in fields)
+    casts = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
+    selected = []
+    for f in fields:
+        if isinstance(f, ForeignKey):
+            target = f.target_field
+            selected.append(
+                f"(SELECT {quote(target.column)} FROM {quote(target.model._meta.db_table)} "  # noqa: S608
+                f"WHERE {quote(target.column)} = v.{quote(f.column)})"
+            )
+        else:
+            selected.append(f"v.{quote(f.column)}")
+    values, params = [], []
+    for row in rows:
+        instance = model(**row)
+        for f in fields:
+            params.append(f.get_db_prep_save(f.pre_save(instance, add=False), connection))
+        values.append(f"({casts})")
+    table = quote(model._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {', '.join(selected)} "  # noqa: S608
+        f"FROM (VALUES {', '.join(values)}) AS v ({columns}) "
+        f"ON CONFLICT ({quote(REQUEST_ID)}) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+# --- The in-process queue (no Redis)
+
+
+class LocalQueue:
+    """This process's queued rows: (schema, entry) pairs, written by a daemon thread."""
+
+    def __init__(self):
+        self._entries: deque[tuple[str, str]] = deque()
+        self._lock = threading.Lock()
+        self._started_in: int | None = None  # the pid whose thread runs (a fork starts its own)
+
+    def push(self, schema: str, entry: str) -> None:
+        self._entries.append((schema, entry))
+        self._start()
+        if len(self._entries) >= settings.RECORD_BUFFER_SIZE:
+            self.drain()
+
+    def drain(self, schema: str | None = None) -> int:
+        with self._lock:
+            taken, kept = [], deque()
+            for item in self._entries:
+                (taken if schema is None or item[0] == schema else kept).append(item)
+            self._entries = kept
+        by_schema: dict[str, list[str]] = {}
+        for name, entry in taken:
+            by_schema.setdefault(name, []).append(entry)
+        written = 0
+        for name, entries in by_schema.items():
+            try:
+                written += write_entries(name, entries)
+            except Exception:  # the database is away: keep them for the next drain
+                logger.exception("Could not write %d buffered records of %s", len(entries), name)
+                with self._lock:
+                    self._entries.extendleft((name, e) for e in reversed(entries))
+        return written
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _start(self) -> None:
+        interval = settings.RECORD_BUFFER_SECONDS
+        if self._started_in == os.getpid() or interval <= 0:
+            return
+        with self._lock:
+            if self._started_in == os.getpid():
+                return
+            self._started_in = os.getpid()
+        threading.Thread(target=self._run, args=(interval,), daemon=True).start()
+        atexit.register(self._at_exit)
+
+    def _run(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                self.drain()
+            finally:
+                connection.close_if_unusable_or_obsolete()
+
+    def _at_exit(self) -> None:
+        if self._entries:
+            self.drain()
+
+
+_local = LocalQueue()

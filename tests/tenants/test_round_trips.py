@@ -1,0 +1,107 @@
+"""Round trips to Redis per warm request (docs/performance.md): one, plus the buffered record's.
+
+Every packet redis-py sends to the server is counted (a counting wrapper around the connection's
+send; the commands still go to the real Redis and are answered by it). A warm request sends one:
+the EVALSHA that counts it against the tenant's licence, reads its abuse counter and counts the
+User Token's usage. Validation and token exchange push their record to the buffer: one more.
+"""
+
+import uuid
+
+import pytest
+from django.conf import settings
+from django.core.cache import caches
+from django_tenants.utils import schema_context
+from redis.connection import AbstractConnection
+
+from tenants import counters
+from tests.licensing.factories import make_license
+from tokens.catalogue import Permission
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (.ci/run provides one)"),
+]
+
+
+@pytest.fixture
+def sent(monkeypatch, settings):
+    """The commands sent to Redis, as packed by redis-py: one entry per round trip."""
+    settings.TENANT_CACHE_CHECK_SECONDS = 3600  # the tenant cache's version check: once, warm-up
+    packets: list[bytes] = []
+    send = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        packets.append(b"".join(command) if isinstance(command, list) else command)
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return packets
+
+
+def round_trips(sent, request) -> list[bytes]:
+    """The packets one warm request sent (after the same request once, to warm up)."""
+    request()
+    sent.clear()
+    response = request()
+    assert response.status_code == 200, response.content
+    return list(sent)
+
+
+@pytest.fixture
+def licence(tenant_alpha):
+    with schema_context("alpha"):
+        return make_license()
+
+
+@pytest.mark.parametrize("path", ["/v1/licenses/{id}", "/v1/licenses", "/v1/auth/me"])
+def test_a_warm_read_is_one_round_trip(sent, api_client, licence, path):
+    client = api_client("alpha", [Permission.VIEW_LICENSES])
+    packets = round_trips(sent, lambda: client.get(path.format(id=licence.pk)))
+    assert [commands(p) for p in packets] == [[b"EVALSHA"]], packets
+
+
+def commands(packet: bytes) -> list[bytes]:
+    """The command names in one packet (a pipeline packs several)."""
+    parts = packet.split(b"\r\n")
+    return [parts[i + 2] for i, part in enumerate(parts) if part.startswith(b"*")]
+
+
+def test_a_warm_validation_is_two_round_trips(sent, alpha_client, licence):
+    """The counters, then the validation record pushed to the buffer before the answer leaves
+    (tenants.record_buffer): a killed worker loses nothing it answered."""
+    packets = round_trips(
+        sent,
+        lambda: alpha_client.post(
+            "/v1/licenses/validate", {"key": licence.key}, content_type="application/json"
+        ),
+    )
+    assert [commands(p) for p in packets] == [[b"EVALSHA"], [b"RPUSH", b"SADD"]], packets
+
+
+def test_a_warm_token_exchange_is_two_round_trips(sent, alpha_client, make_user_token):
+    _, secret = make_user_token("alpha", [Permission.VIEW_LICENSES])
+    packets = round_trips(
+        sent,
+        lambda: alpha_client.post(
+            "/v1/auth/token", {"user_token": secret}, content_type="application/json"
+        ),
+    )
+    assert [commands(p) for p in packets] == [[b"EVALSHA"], [b"RPUSH", b"SADD"]], packets
+
+
+def test_an_unknown_script_is_loaded_again(monkeypatch, sent):
+    """A Redis that lost the script (restarted, SCRIPT FLUSH) answers NOSCRIPT: loaded, retried."""
+    script = f"-- {uuid.uuid4()}\n{counters.SCRIPT}"  # surely unknown to the server
+    monkeypatch.setattr(counters, "SCRIPT", script)
+    monkeypatch.setattr(counters, "SCRIPT_SHA", counters.hashlib.sha1(script.encode()).hexdigest())
+    store = caches[settings.RATELIMIT_USE_CACHE]
+    key = f"test:round-trips:{uuid.uuid4()}"
+    batch = counters.CounterBatch()
+    batch.add(store, counters.Op.INCR, key, 2, 60)
+    batch.add(store, counters.Op.INCR, key, 3, 60)
+    batch.add(store, counters.Op.GET, key)
+    assert batch.run() == [2, 5, 5]
+    assert [commands(p) for p in sent] == [[b"EVALSHA"], [b"SCRIPT"], [b"EVALSHA"]]
+    assert store.get(key) == 5  # the cache API reads what the script wrote
+    store.delete(key)
