@@ -20,7 +20,7 @@ import time
 from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit import ALL
-from django_ratelimit.core import _get_window, _make_cache_key, get_usage
+from django_ratelimit.core import _get_window, _make_cache_key, _split_rate, get_usage
 from django_tenants.utils import schema_context
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
@@ -107,6 +107,13 @@ def _usage(request, group: str, value: str, rate: str, increment: bool) -> dict 
 
 
 # --- Abuse throttle per client address (secret or key guessing).
+#
+# Exact under concurrency: an attempt is counted (one atomic increment) before the secret or key is
+# checked, and refused when that count passes the limit, so N concurrent wrong attempts evaluate at
+# most `limit` of them. An attempt that turns out not to be a failure gives its unit back when the
+# answer is settled (TenantLicenceMiddleware).
+
+RESERVED_ATTR = "_abuse_reserved"  # {scope: counter cache key} of units not yet known as failures
 
 
 def _abuse_scope(scope: str) -> str:
@@ -115,26 +122,65 @@ def _abuse_scope(scope: str) -> str:
     return f"abuse:{scope}"
 
 
-def guard_against_guessing(request, scope: str) -> None:
-    """Refuse the request (429 Too Many Requests, Retry-After) if its client address has failed
-    too often in `scope` lately. Call it before checking the secret or key."""
-    group = _abuse_scope(scope)
-    usage = _usage(request, group, address_key(request), settings.ABUSE_FAILURE_RATE, False)
-    if usage is None or usage["count"] < usage["limit"]:
-        return
+def counter_key(group: str, value: str, rate: str) -> str:
+    """The cache key django-ratelimit counts `value` of `group` under in the current window."""
+    _limit, period = _split_rate(rate)
+    return _make_cache_key(group, _get_window(value, period), rate, value, ALL)
+
+
+def give_back(request, cache_key: str) -> int | None:
+    """Decrement a counter (django-ratelimit has no public decrement); its count, None if gone."""
+    try:
+        return caches[settings.RATELIMIT_USE_CACHE].decr(cache_key)
+    except ValueError:  # the window ended meanwhile: nothing to give back
+        return None
+    except Exception as error:  # noqa: BLE001 - fail open
+        _store_failed(request, error)
+        return None
+
+
+def refuse_attempt(request, scope: str, usage: dict) -> TooManyFailedAttempts:
+    """Signal an attempt refused by the abuse throttle; the exception that answers it (429)."""
     http_request = _http_request(request)
     # A refused attempt does not use up the tenant's licence (see TenantLicenceThrottle).
     setattr(http_request, REFUND_ATTR, True)
     signals.abuse_throttled.send(
         sender=__name__, request=http_request, scope=scope, address=address_key(request)
     )
-    raise TooManyFailedAttempts(wait=max(1, usage["time_left"]))
+    return TooManyFailedAttempts(wait=max(1, usage["time_left"]))
 
 
-def count_failed_attempt(request, scope: str) -> None:
-    """Record one failed attempt (wrong secret, unknown key) of the request's client address."""
+def guard_against_guessing(request, scope: str) -> None:
+    """Count this attempt in `scope` for its client address and refuse it (429 Too Many Requests,
+    Retry-After) if the address has failed too often lately. Call it before checking the secret
+    or key; the unit is given back unless `count_failed_attempt` confirms the failure."""
+    group, value, rate = _abuse_scope(scope), address_key(request), settings.ABUSE_FAILURE_RATE
+    usage = _usage(request, group, value, rate, True)
+    if usage is None:
+        return
+    if usage["should_limit"]:
+        raise refuse_attempt(request, scope, usage)
+    reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
+    reserved[scope] = counter_key(group, value, rate)
+    setattr(_http_request(request), RESERVED_ATTR, reserved)
+
+
+def count_failed_attempt(request, scope: str) -> dict | None:
+    """Record one failed attempt (wrong secret, unknown key) of the request's client address: the
+    unit counted by `guard_against_guessing` is kept, or one is counted now. The usage after it."""
     group = _abuse_scope(scope)
-    _usage(request, group, address_key(request), settings.ABUSE_FAILURE_RATE, True)
+    reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
+    if reserved.pop(scope, None) is not None:
+        return None
+    return _usage(request, group, address_key(request), settings.ABUSE_FAILURE_RATE, True)
+
+
+def release_unconfirmed_attempts(request) -> None:
+    """Give back the units of attempts that did not fail (a success, a malformed request)."""
+    reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
+    while reserved:
+        _scope, cache_key = reserved.popitem()
+        give_back(request, cache_key)
 
 
 # --- The tenant's licence: request_limit per request_period.
@@ -154,9 +200,7 @@ class LicenceCounter:
 
     def count(self, request) -> dict | None:
         """Count the request (one atomic increment) and return the usage after it."""
-        # The key of this window, for a refund; django-ratelimit has no public decrement.
-        window = _get_window(self.value, self.tenant.period_seconds)
-        self.cache_key = _make_cache_key(LICENCE_GROUP, window, self.rate, self.value, ALL)
+        self.cache_key = counter_key(LICENCE_GROUP, self.value, self.rate)  # for a refund
         self.usage = _usage(request, LICENCE_GROUP, self.value, self.rate, increment=True)
         return self.usage
 
@@ -168,12 +212,8 @@ class LicenceCounter:
         """Give the request's unit back (a 401 or an abuse-throttled attempt does not count)."""
         if self.usage is None or self.cache_key is None:
             return
-        try:
-            count = caches[settings.RATELIMIT_USE_CACHE].decr(self.cache_key)
-        except ValueError:  # the window ended meanwhile: nothing to give back
-            return
-        except Exception as error:  # noqa: BLE001 - fail open
-            _store_failed(request, error)
+        count = give_back(request, self.cache_key)
+        if count is None:
             return
         self.usage = {**self.usage, "count": count, "should_limit": count > self.limit}
         self.cache_key = None
@@ -256,6 +296,7 @@ class TenantLicenceMiddleware:
 
     @staticmethod
     def settle(request, response, tenant) -> LicenceCounter:
+        release_unconfirmed_attempts(request)
         counter = getattr(request, COUNTED_ATTR, None)
         if counter is not None:
             if response.status_code == 401 or getattr(request, REFUND_ATTR, False):
