@@ -99,8 +99,10 @@ class LiveTenantServer:
         """Where to connect when the resolver does not know *.localhost (send `host_header`)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def request(self, method: str, path: str, *, json=None, headers=None) -> LiveResponse:
-        body = None
+    def request(
+        self, method: str, path: str, *, json=None, body=None, headers=None
+    ) -> LiveResponse:
+        """`json` is sent as a JSON body; `body` (str or bytes) as given, e.g. a form."""
         all_headers = {"Host": self.host_header, **(headers or {})}
         if json is not None:
             body = jsonlib.dumps(json).encode()
