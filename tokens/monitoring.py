@@ -299,13 +299,27 @@ def on_admin_login_failed(sender, *, credentials=None, request=None, **kw):
 
 
 @guarded
-def on_permission_denied(sender, *, user_token, missing, method="", path="", request=None, **kw):
+def on_permission_denied(
+    sender,
+    *,
+    user_token,
+    missing,
+    method="",
+    path="",
+    request=None,
+    reason="missing_permission",
+    target=None,
+    **kw,
+):
+    details = {"missing": list(missing), "endpoint": f"{method} {path}"}
+    if target is not None:
+        details["target"] = target
     record(
         Kind.PERMISSION_DENIED,
         request=request,
         user_token=user_token,
-        reason="missing_permission",
-        details={"missing": list(missing), "endpoint": f"{method} {path}"},
+        reason=str(reason),
+        details=details,
     )
     if in_tenant():
         try:
@@ -340,6 +354,24 @@ def on_user_token_refreshed(sender, *, user_token, actor=None, via="", request=N
 def on_user_token_deactivated(sender, *, user_token, actor=None, via="", request=None, **kw):
     record(
         Kind.USER_TOKEN_DEACTIVATED, request=request, user_token=user_token, actor=actor, via=via
+    )
+
+
+@guarded
+def on_refresh_token_reused(sender, *, user_token, address="", request=None, **kw):
+    if in_tenant():
+        alerts.refresh_token_reused(user_token, _ip(address))
+
+
+@guarded
+def on_user_token_activated(sender, *, user_token, actor=None, via="", request=None, **kw):
+    record(
+        Kind.USER_TOKEN_ACTIVATED,
+        request=request,
+        user_token=user_token,
+        actor=actor,
+        via=via,
+        details={"generation": user_token.generation},
     )
 
 
@@ -459,6 +491,8 @@ def connect() -> None:
         (signals.permission_denied, on_permission_denied),
         (signals.user_token_refreshed, on_user_token_refreshed),
         (signals.user_token_deactivated, on_user_token_deactivated),
+        (signals.user_token_activated, on_user_token_activated),
+        (signals.refresh_token_reused, on_refresh_token_reused),
         (signals.user_token_expired, on_user_token_expired),
         (signals.user_token_permissions_changed, on_permissions_changed),
         (signals.token_used, on_token_used),
