@@ -32,7 +32,7 @@ from tenants import signals
 logger = logging.getLogger(__name__)
 
 # The scopes of the abuse throttle; a typo in a caller is a programming error, not a new scope.
-ABUSE_SCOPES = frozenset({"token_exchange", "token_refresh", "validate"})
+ABUSE_SCOPES = frozenset({"token_exchange", "token_refresh", "validate", "access"})
 
 LICENCE_GROUP = "licence"
 # Marks kept on the Django HttpRequest (the DRF Request writes through to it) for the middleware:

@@ -5,8 +5,9 @@ of the current tenant and never lets a recording problem break the request it ob
 holds a secret or a JWT: the signals carry none, and every free-text field (path, user agent,
 details) goes through tokens.logging.redact.
 
-Refusal floods (rate-limit hits, expired-licence refusals) are folded: one event per kind,
-scope, address and minute, whose `count` catches up from a cache counter.
+Floods are folded: rate-limit hits, expired-licence refusals and failed authentications on the API
+make one event per kind, reason, scope (or stage), address, User Token and minute, whose `count`
+catches up from a cache counter; so anonymous or bad-bearer floods cannot grow the table.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 Kind = SecurityEvent.Kind
 FAILED_AUTHENTICATION_KINDS = (Kind.EXCHANGE_FAILED, Kind.AUTHENTICATION_FAILED)
-FOLDED_KINDS = (Kind.RATE_LIMIT_HIT, Kind.LICENCE_REFUSED)
+FOLDED_KINDS = (Kind.RATE_LIMIT_HIT, Kind.LICENCE_REFUSED, *FAILED_AUTHENTICATION_KINDS)
 FOLD_SECONDS = 60
 FOLD_TTL = 15 * 60
 
@@ -129,13 +130,23 @@ def record(
         return None
 
 
-def _folded(kind: str, *, request, reason: str, scope: str = "", details=None) -> None:
+def _folded(
+    kind: str,
+    *,
+    request,
+    reason: str,
+    scope: str = "",
+    details=None,
+    user_token: UserToken | None = None,
+    token_hint: str = "",
+) -> None:
     """Record a refusal that may come in floods: one event per minute, counted in the cache."""
     if not in_tenant():
         return
     fields = request_fields(request)
     minute = int(timezone.now().timestamp()) // FOLD_SECONDS
-    bucket = f"monitoring:fold:{kind}:{reason}:{scope}:{fields.get('address')}:{minute}"
+    token_id = user_token.pk if user_token is not None else ""
+    bucket = f"monitoring:fold:{kind}:{reason}:{scope}:{fields.get('address')}:{token_id}:{minute}"
     try:
         count = usage.incr(cache, bucket, FOLD_TTL)
     except Exception:
@@ -146,6 +157,8 @@ def _folded(kind: str, *, request, reason: str, scope: str = "", details=None) -
             kind,
             request=request,
             reason=reason,
+            user_token=user_token,
+            token_hint=token_hint,
             details={**(details or {}), "scope": scope, "fold": bucket},
         )
         catch_up_folded()
@@ -259,11 +272,12 @@ def _presented_hint(request, stage: str) -> str:
 @guarded
 def on_authentication_failed(sender, *, reason, user_token_id=None, stage="", request=None, **kw):
     token = _token(user_token_id)
-    record(
+    _folded(
         Kind.EXCHANGE_FAILED if stage == "exchange" else Kind.AUTHENTICATION_FAILED,
         request=request,
         user_token=token,
         reason=str(reason),
+        scope=str(stage),
         token_hint="" if token else _presented_hint(request, stage),
         details={"stage": stage},
     )
