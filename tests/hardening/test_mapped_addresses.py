@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_context
 
 from config.client_address import normalise_address
+from tests.live import committed_records_removed
 from tests.servers import AppServer, production_env, test_database_url
 from tokens.models import Alert, SecurityEvent, UserToken
 from tokens.services import create_user_token
@@ -100,27 +101,27 @@ def test_admin_login_throttle_counts_a_mapped_client_as_its_ipv4_address(setting
 def mapped_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """gunicorn on [::ffff:127.0.0.1] behind one trusted proxy hop, with a committed User Token of
     alpha allowed only from 127.0.0.0/8 (the server shares this process's hashing key)."""
-    with django_db_blocker.unblock(), schema_context("alpha"):
-        owner = get_user_model().objects.create_user(f"mapped-{secrets.token_hex(4)}")
-        token, secret = create_user_token(
-            owner=owner, name="mapped", permissions=["view_users"], allowed_ips=["127.0.0.0/8"]
-        )
-        env = production_env(
-            test_database_url(),
-            ABUSE_FAILURE_RATE="3/d",
-            TRUSTED_PROXY_COUNT="1",
-            USER_TOKEN_HASH_KEY=settings.USER_TOKEN_HASH_KEY,
-            USER_TOKEN_HASH_KEY_ID=settings.USER_TOKEN_HASH_KEY_ID,
-        )
-    server = AppServer(
-        env, tmp_path_factory.mktemp("mapped") / "server.log", PORTS, bind_host="[::ffff:127.0.0.1]"
-    ).start()
-    try:
-        yield server, token, secret
-    finally:
-        server.stop()
-        with django_db_blocker.unblock(), schema_context("alpha"):
-            owner.delete()
+    log = tmp_path_factory.mktemp("mapped") / "server.log"
+    with django_db_blocker.unblock(), committed_records_removed("alpha"):
+        with schema_context("alpha"):
+            owner = get_user_model().objects.create_user(f"mapped-{secrets.token_hex(4)}")
+            token, secret = create_user_token(
+                owner=owner, name="mapped", permissions=["view_users"], allowed_ips=["127.0.0.0/8"]
+            )
+            env = production_env(
+                test_database_url(),
+                ABUSE_FAILURE_RATE="3/d",
+                TRUSTED_PROXY_COUNT="1",
+                USER_TOKEN_HASH_KEY=settings.USER_TOKEN_HASH_KEY,
+                USER_TOKEN_HASH_KEY_ID=settings.USER_TOKEN_HASH_KEY_ID,
+            )
+        server = AppServer(env, log, PORTS, bind_host="[::ffff:127.0.0.1]").start()
+        try:
+            yield server, token, secret
+        finally:
+            server.stop()
+            with schema_context("alpha"):
+                owner.delete()
 
 
 def post(server, path, body, **headers):
