@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+# Imported before schemathesis' worker threads: hypothesis imports it lazily inside `randoms()`,
+# and two threads doing that first import at once can see it half-initialised (ImportError).
+import hypothesis.strategies._internal.random  # noqa: F401
 import pytest
 import schemathesis
 from click.testing import CliRunner
