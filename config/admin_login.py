@@ -2,7 +2,9 @@
 
 Failed attempts (the login form shown again after a POST) are counted per address, and per tenant
 since the counter cache's keys carry the schema. Past ADMIN_LOGIN_RATE the login page answers 429
-until the window ends, even for the right password. Each failure is recorded as a security event
+until the window ends, even for the right password. Exact under concurrency: each POST is counted
+(one atomic increment) before the password is checked and refused when that count passes the
+limit; a POST that logs in gives its unit back. Each failure is recorded as a security event
 by monitoring (Django's `user_login_failed`); a refused attempt sends `abuse_throttled`.
 """
 
@@ -16,7 +18,7 @@ from django_ratelimit import ALL
 from django_ratelimit.core import get_usage
 
 from tenants import signals
-from tenants.throttling import address_key
+from tenants.throttling import address_key, counter_key, give_back
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +44,24 @@ def _failures(request, *, count_one: bool) -> dict | None:
 
 def admin_login(request, extra_context=None):
     """admin.site.login, refused with 429 once the address has failed too often."""
-    usage = _failures(request, count_one=False)
-    if usage is not None and usage["count"] >= usage["limit"]:
+    attempt = request.method == "POST"
+    usage = _failures(request, count_one=attempt)
+    if usage is not None and _throttled(usage, counted=attempt):
         signals.abuse_throttled.send(
             sender=__name__, request=request, scope=SCOPE, address=address_key(request)
         )
         return refused(request, max(1, usage["time_left"]))
     response = admin.site.login(request, extra_context)
-    if request.method == "POST" and response.status_code == 200:  # the form again: not logged in
-        _failures(request, count_one=True)
+    if (
+        attempt and usage is not None and response.status_code != 200
+    ):  # not the form again: no failure
+        give_back(request, counter_key(GROUP, address_key(request), settings.ADMIN_LOGIN_RATE))
     return response
+
+
+def _throttled(usage: dict, *, counted: bool) -> bool:
+    # A POST has just been counted, so it is refused past the limit; a GET only reads, at it.
+    return usage["count"] > usage["limit"] if counted else usage["count"] >= usage["limit"]
 
 
 def refused(request, seconds: int):

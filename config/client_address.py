@@ -1,10 +1,25 @@
 """The client's address: REMOTE_ADDR, unless a trusted proxy count is configured."""
 
+import ipaddress
+
 from django.conf import settings
 
 
+def normalise_address(address: str) -> str:
+    """`address` in its canonical text form; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, from a
+    dual-stack listener or a proxy) as the IPv4 address it stands for. Not an IP: returned as is."""
+    address = address.strip()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
 def client_address(request) -> str:
-    """The address the request came from.
+    """The address the request came from, normalised (`normalise_address`).
 
     With TRUSTED_PROXY_COUNT = N > 0, the N-th entry from the right of X-Forwarded-For is taken
     (each trusted proxy appends the address it saw); entries further left are client-supplied and
@@ -13,9 +28,9 @@ def client_address(request) -> str:
     remote = request.META.get("REMOTE_ADDR", "")
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies <= 0:
-        return remote
+        return normalise_address(remote)
     forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     forwarded = [part for part in forwarded if part]
     if len(forwarded) < proxies:
-        return remote
-    return forwarded[-proxies]
+        return normalise_address(remote)
+    return normalise_address(forwarded[-proxies])

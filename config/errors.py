@@ -148,7 +148,8 @@ def remember_exception(sender, request=None, **kwargs):
 
 
 class ApiErrorMiddleware:
-    """Unhandled errors under /v1/ answer JSON, never a traceback or an HTML page."""
+    """Unhandled errors under /v1/ answer JSON, never a traceback or an HTML page; and no answer
+    to a request carrying credentials may be stored by a cache (`Cache-Control: no-store`)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -162,7 +163,9 @@ class ApiErrorMiddleware:
         if response.status_code >= 400 and not is_json(response):
             # Django's own page for an error outside the view (an inner middleware failed, or
             # DEBUG's technical page): replaced by the body of the same case.
-            return self.replacement(response, getattr(request, "_api_exception", None))
+            response = self.replacement(response, getattr(request, "_api_exception", None))
+        if "HTTP_AUTHORIZATION" in request.META:
+            response["Cache-Control"] = "no-store"  # tenant data, for this caller only
         return response
 
     @staticmethod

@@ -205,8 +205,13 @@ class ApiAutoSchema(AutoSchema):
         return isinstance(self.view, CredentialView)
 
     def guessable(self) -> bool:
-        """Operations behind the per-address abuse throttle (tenants.throttling)."""
-        return self.refuses_credentials() or getattr(self.view, "abuse_scope", None) is not None
+        """Operations behind the per-address abuse throttle (tenants.throttling); failed
+        access-token authentications are throttled too (tokens.api.authentication)."""
+        return (
+            self.authenticated()
+            or self.refuses_credentials()
+            or getattr(self.view, "abuse_scope", None) is not None
+        )
 
     def get_tags(self) -> list[str]:
         # /v1/licenses/validate -> "licenses", /v1/auth/token -> "auth"

@@ -1,7 +1,7 @@
 """Cursor pagination for every list: stable and fast at any depth, with a capped page size."""
 
 from django.conf import settings
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
 
@@ -24,6 +24,15 @@ class ApiCursorPagination(CursorPagination):
         if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
             raise ValidationError({self.page_size_query_param: ["A whole number, at least 1."]})
         return min(int(raw), self.max_page_size)
+
+    def decode_cursor(self, request):
+        # DRF checks the offset and direction of a cursor but not its position, which is compared
+        # with the (integer) id: any other text would reach the database and fail there.
+        cursor = super().decode_cursor(request)
+        position = cursor.position if cursor is not None else None
+        if position is not None and not (position.isascii() and position.isdigit()):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)

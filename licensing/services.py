@@ -55,6 +55,8 @@ _KEY_SYMBOLS = frozenset(KEY_ALPHABET)
 MAX_KEY_INPUT = 64
 
 MAX_METADATA_BYTES = 16 * 1024
+# A plan lasts at most a century: longer is a typo, and dates must stay within year 9999.
+MAX_DURATION_DAYS = 100 * 366
 MAX_ENTITLEMENTS = 200
 FEATURE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
@@ -231,6 +233,14 @@ def clean_entitlements(entitlements) -> list[str]:
     return codes
 
 
+def clean_duration(duration_days: int | None) -> int | None:
+    if duration_days is not None and duration_days > MAX_DURATION_DAYS:
+        raise ValidationError(
+            {"duration_days": [f"At most {MAX_DURATION_DAYS} days; leave it empty for perpetual."]}
+        )
+    return duration_days
+
+
 @transaction.atomic
 def create_plan(
     *,
@@ -251,7 +261,7 @@ def create_plan(
             product=product,
             code=code,
             name=name,
-            duration_days=duration_days,
+            duration_days=clean_duration(duration_days),
             max_activations=max_activations,
             entitlements=clean_entitlements(entitlements),
             **machine_rules,
@@ -283,6 +293,8 @@ def update_plan(plan: Plan, **changes: Any) -> Plan:
         name in changes and changes[name] != getattr(plan, name)
         for name in ("heartbeat_seconds", "heartbeat_grace_seconds")
     )
+    if "duration_days" in changes:
+        changes["duration_days"] = clean_duration(changes["duration_days"])
     for name, value in changes.items():
         setattr(plan, name, value)
     _saved(plan)
@@ -314,9 +326,21 @@ def update_customer(customer: Customer, **changes: Any) -> Customer:
 # --- Licences
 
 
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 def clean_metadata(metadata) -> dict:
     if not isinstance(metadata, dict):
         raise ValidationError({"metadata": ["Expected a JSON object."]})
+    if _holds_nul(metadata):  # PostgreSQL's jsonb cannot store the NUL character
+        raise ValidationError({"metadata": ["Text may not contain the NUL character (\\u0000)."]})
     if len(json.dumps(metadata, separators=(",", ":"))) > MAX_METADATA_BYTES:
         raise ValidationError({"metadata": [f"At most {MAX_METADATA_BYTES} bytes of JSON."]})
     return metadata
@@ -371,6 +395,15 @@ def check_license_terms(
         _check_member_limit(user, exclude=license)
 
 
+def _expiry(starts_at: datetime, duration_days: int) -> datetime:
+    try:
+        return starts_at + timedelta(days=duration_days)
+    except OverflowError:
+        raise ValidationError(
+            {"expires_at": ["The plan's duration from starts_at ends after the year 9999."]}
+        ) from None
+
+
 def _lock_holder(user: AbstractUser | None) -> None:
     """Serialise concurrent issues for one user, so a group's limit holds."""
     if user is not None:
@@ -392,9 +425,7 @@ def issue_license(
     """A new licence with a fresh key; it expires after the plan's duration unless told otherwise."""
     starts_at = starts_at or clock.now()
     if expires_at is UNSET:
-        expires_at = (
-            None if plan.duration_days is None else starts_at + timedelta(days=plan.duration_days)
-        )
+        expires_at = None if plan.duration_days is None else _expiry(starts_at, plan.duration_days)
     _lock_holder(user)
     check_license_terms(
         product=product,

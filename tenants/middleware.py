@@ -30,7 +30,8 @@ class TenantMiddleware(TenantMainMiddleware):
     @staticmethod
     def hostname_from_request(request):
         try:
-            return TenantMainMiddleware.hostname_from_request(request)
+            # Host names are case-insensitive; domains are stored in lower case.
+            return TenantMainMiddleware.hostname_from_request(request).lower()
         except DisallowedHost:
             # Resolved like any unknown host below, so the answer does not depend on ALLOWED_HOSTS.
             return ""

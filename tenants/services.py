@@ -16,7 +16,12 @@ from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from django_tenants.utils import get_public_schema_name, schema_exists, tenant_context
+from django_tenants.utils import (
+    get_public_schema_name,
+    remove_www,
+    schema_exists,
+    tenant_context,
+)
 
 from tenants.models import Domain, RequestPeriod, Tenant
 from tenants.schema_template import create_tenant_schema, template_schema
@@ -29,6 +34,7 @@ DOMAIN_RE = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 RESERVED_SCHEMAS = {"public", "information_schema"}
+MAX_REQUEST_LIMIT = 2**31 - 1  # Tenant.request_limit is a PostgreSQL integer
 
 # Sentinel meaning "leave this licence field as it is".
 UNCHANGED = object()
@@ -47,7 +53,7 @@ def parse_expiry(value: str | None) -> datetime | None:
         return None
     value = value.strip()
     invalid = ValidationError(
-        f"Invalid expiry {value!r}: use YYYY-MM-DD, an ISO 8601 date-time, or 'never'."
+        f"Invalid expiry {value[:40]!r}: use YYYY-MM-DD, an ISO 8601 date-time, or 'never'."
     )
     try:
         if len(value) == 10:
@@ -56,11 +62,12 @@ def parse_expiry(value: str | None) -> datetime | None:
                 raise invalid
             return end_of_day(day)
         moment = parse_datetime(value)
-    except ValueError:
+        if moment is None:
+            raise invalid
+        # In UTC, as stored: a date-time that UTC puts past year 9999 cannot be read back.
+        return (moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise invalid from None
-    if moment is None:
-        raise invalid
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 def end_of_day(day: date) -> datetime:
@@ -68,8 +75,10 @@ def end_of_day(day: date) -> datetime:
 
 
 def validate_licence(request_limit: int, request_period: str) -> None:
-    if request_limit < 1:
-        raise ValidationError("The request limit must be a positive integer.")
+    if not 1 <= request_limit <= MAX_REQUEST_LIMIT:
+        raise ValidationError(
+            f"The request limit must be a whole number from 1 to {MAX_REQUEST_LIMIT}."
+        )
     if request_period not in RequestPeriod.values:
         raise ValidationError(
             f"Invalid request period {request_period!r}: choose one of {', '.join(RequestPeriod.values)}."
@@ -86,10 +95,26 @@ def validate_new_tenant(schema_name: str, domain: str) -> None:
         raise ValidationError(f"The schema name {schema_name!r} is reserved.")
     if Tenant.objects.filter(schema_name=schema_name).exists() or schema_exists(schema_name):
         raise ValidationError(f"A tenant with schema {schema_name!r} already exists.")
-    if not DOMAIN_RE.match(domain):
-        raise ValidationError(f"Invalid domain {domain!r}.")
+    check_resolvable_domain(domain)
     if Domain.objects.filter(domain=domain).exists():
         raise ValidationError(f"The domain {domain!r} already belongs to a tenant.")
+
+
+def check_resolvable_domain(domain: str) -> None:
+    """Refuse a domain that tenant resolution (tenants.middleware, django-tenants) could never
+    match to its tenant: it looks up the request's host in lower case, without a `www.` prefix."""
+    if domain != domain.lower():
+        raise ValidationError(
+            f"Invalid domain {domain[:80]!r}: use lower case ({domain.lower()[:80]!r}); "
+            "hosts are matched in lower case."
+        )
+    if remove_www(domain) != domain:
+        raise ValidationError(
+            f"Invalid domain {domain[:80]!r}: register it without 'www.' ({remove_www(domain)!r}); "
+            "requests for www.<domain> are served by <domain>'s tenant."
+        )
+    if not DOMAIN_RE.match(domain):
+        raise ValidationError(f"Invalid domain {domain[:80]!r}.")
 
 
 def validate_admin(account: AdminAccount) -> None:
@@ -104,8 +129,9 @@ def validate_admin(account: AdminAccount) -> None:
         raise ValidationError("The admin username must not be empty.")
     try:
         validate_email(account.email)
+        User._meta.get_field("email").run_validators(account.email)  # its length
     except ValidationError:
-        raise ValidationError(f"Invalid admin email {account.email!r}.") from None
+        raise ValidationError(f"Invalid admin email {account.email[:80]!r}.") from None
     validate_password(account.password, User(username=account.username, email=account.email))
 
 
@@ -138,9 +164,10 @@ def provision_tenant(
     Everything is validated first; if any later step fails, the tenant, its schema and its domain
     are removed again, so a failed provisioning leaves nothing behind.
     """
-    schema_name, domain = schema_name.strip(), domain.strip().lower()
+    schema_name, domain = schema_name.strip(), domain.strip()
     if not name.strip():
         raise ValidationError("The tenant name must not be empty.")
+    Tenant._meta.get_field("name").run_validators(name.strip())
     validate_new_tenant(schema_name, domain)
     validate_licence(request_limit, request_period)
     validate_admin(admin)

@@ -8,9 +8,11 @@ with ``REDIS_URL``, else the PostgreSQL-backed counter of ``tenants.cache``):
 - abuse: failed attempts (wrong User Token, refresh token or licence key) per client address and
   scope (``guard_against_guessing`` / ``count_failed_attempt``, called by the views).
 
-A counted request reaches the store once: the throttle sends the licence increment, the read of
-the view's abuse counter (`abuse_scope`) and the usage counts the permission check queued as one
-batch (tenants.counters: one EVALSHA with Redis), with django-ratelimit's keys and windows.
+A counted request reaches the store once: the throttle sends the licence increment, the count of
+this attempt on the view's abuse counter (`abuse_scope`) and the usage counts the permission check
+queued as one batch (tenants.counters: one EVALSHA with Redis), with django-ratelimit's keys and
+windows. An attempt is counted before the secret or key is checked (exact under concurrency); one
+that did not fail gives its unit back when the answer is settled (one more round trip).
 
 If the counter store cannot be reached the API keeps answering (fail open), logged at ERROR.
 """
@@ -37,7 +39,7 @@ from tenants.counters import CounterBatch, Op
 logger = logging.getLogger(__name__)
 
 # The scopes of the abuse throttle; a typo in a caller is a programming error, not a new scope.
-ABUSE_SCOPES = frozenset({"token_exchange", "token_refresh", "validate"})
+ABUSE_SCOPES = frozenset({"token_exchange", "token_refresh", "validate", "access"})
 
 LICENCE_GROUP = "licence"
 # Marks kept on the Django HttpRequest (the DRF Request writes through to it) for the middleware:
@@ -127,6 +129,11 @@ class RateCounter:
         }
 
 
+def counter_key(group: str, value: str, rate: str) -> str:
+    """The cache key django-ratelimit counts `value` of `group` under in the current window."""
+    return RateCounter(group, value, rate).cache_key
+
+
 def run_counters(request, batch: CounterBatch) -> bool:
     """Run the batch (fail open: False, logged, when the counter store failed)."""
     try:
@@ -151,6 +158,13 @@ def pending_counters(request) -> CounterBatch | None:
 
 
 # --- Abuse throttle per client address (secret or key guessing).
+#
+# Exact under concurrency: an attempt is counted (one atomic increment) before the secret or key is
+# checked, and refused when that count passes the limit, so N concurrent wrong attempts evaluate at
+# most `limit` of them. An attempt that turns out not to be a failure gives its unit back when the
+# answer is settled (TenantLicenceMiddleware).
+
+RESERVED_ATTR = "_abuse_reserved"  # {scope: counter cache key} of units not yet known as failures
 
 
 def _abuse_scope(scope: str) -> str:
@@ -163,40 +177,78 @@ def _abuse_counter(request, scope: str) -> RateCounter:
     return RateCounter(_abuse_scope(scope), address_key(request), settings.ABUSE_FAILURE_RATE)
 
 
-def read_abuse_counter(request, scope: str, batch: CounterBatch) -> None:
-    """Queue the read of the request's abuse counter in `scope`, for guard_against_guessing."""
+def count_abuse_attempt(request, scope: str, batch: CounterBatch) -> None:
+    """Queue the count of this attempt in `scope` (an increment), for guard_against_guessing."""
     counter = _abuse_counter(request, scope)
-    counter.queue(batch, Op.GET)
+    counter.queue(batch, Op.INCR)
     getattr(_http_request(request), ABUSE_ATTR).setdefault(scope, counter)
 
 
-def guard_against_guessing(request, scope: str) -> None:
-    """Refuse the request (429 Too Many Requests, Retry-After) if its client address has failed
-    too often in `scope` lately. Call it before checking the secret or key."""
-    _abuse_scope(scope)
-    counter = getattr(_http_request(request), ABUSE_ATTR, {}).get(scope)
-    if counter is None:  # not read with the licence counter: read it now
-        counter = _abuse_counter(request, scope)
-        batch = CounterBatch()
-        counter.queue(batch, Op.GET)
-        run_counters(request, batch)
-    usage = counter.usage
-    if usage is None or usage["count"] < usage["limit"]:
-        return
+def _run_one(request, counter: RateCounter, op: Op) -> dict | None:
+    batch = CounterBatch()
+    counter.queue(batch, op)
+    run_counters(request, batch)
+    return counter.usage
+
+
+def give_back(request, cache_key: str) -> int | None:
+    """Decrement a counter (django-ratelimit has no public decrement); its count, None if gone."""
+    try:
+        return caches[settings.RATELIMIT_USE_CACHE].decr(cache_key)
+    except ValueError:  # the window ended meanwhile: nothing to give back
+        return None
+    except Exception as error:  # noqa: BLE001 - fail open
+        _store_failed(request, error)
+        return None
+
+
+def refuse_attempt(request, scope: str, usage: dict) -> TooManyFailedAttempts:
+    """Signal an attempt refused by the abuse throttle; the exception that answers it (429)."""
     http_request = _http_request(request)
     # A refused attempt does not use up the tenant's licence (see TenantLicenceThrottle).
     setattr(http_request, REFUND_ATTR, True)
     signals.abuse_throttled.send(
         sender=__name__, request=http_request, scope=scope, address=address_key(request)
     )
-    raise TooManyFailedAttempts(wait=max(1, usage["time_left"]))
+    return TooManyFailedAttempts(wait=max(1, usage["time_left"]))
 
 
-def count_failed_attempt(request, scope: str) -> None:
-    """Record one failed attempt (wrong secret, unknown key) of the request's client address."""
-    batch = CounterBatch()
-    _abuse_counter(request, scope).queue(batch, Op.INCR)
-    run_counters(request, batch)
+def guard_against_guessing(request, scope: str) -> None:
+    """Count this attempt in `scope` for its client address and refuse it (429 Too Many Requests,
+    Retry-After) if the address has failed too often lately. Call it before checking the secret
+    or key; the unit is given back unless `count_failed_attempt` confirms the failure. The count
+    usually went to the store with the licence count (one round trip)."""
+    _abuse_scope(scope)
+    counter = getattr(_http_request(request), ABUSE_ATTR, {}).get(scope)
+    if counter is None:  # not counted with the licence counter: count it now
+        counter = _abuse_counter(request, scope)
+        _run_one(request, counter, Op.INCR)
+    usage = counter.usage
+    if usage is None:
+        return
+    if usage["should_limit"]:
+        raise refuse_attempt(request, scope, usage)
+    reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
+    reserved[scope] = counter.cache_key
+    setattr(_http_request(request), RESERVED_ATTR, reserved)
+
+
+def count_failed_attempt(request, scope: str) -> dict | None:
+    """Record one failed attempt (wrong secret, unknown key) of the request's client address: the
+    unit counted by `guard_against_guessing` is kept, or one is counted now. The usage after it."""
+    _abuse_scope(scope)
+    reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
+    if reserved.pop(scope, None) is not None:
+        return None
+    return _run_one(request, _abuse_counter(request, scope), Op.INCR)
+
+
+def release_unconfirmed_attempts(request) -> None:
+    """Give back the units of attempts that did not fail (a success, a malformed request)."""
+    reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
+    while reserved:
+        _scope, cache_key = reserved.popitem()
+        give_back(request, cache_key)
 
 
 # --- The tenant's licence: request_limit per request_period.
@@ -239,12 +291,8 @@ class LicenceCounter:
         counter = self.counter
         if counter is None or counter.usage is None or self.refunded:
             return
-        try:
-            count = caches[settings.RATELIMIT_USE_CACHE].decr(counter.cache_key)
-        except ValueError:  # the window ended meanwhile: nothing to give back
-            return
-        except Exception as error:  # noqa: BLE001 - fail open
-            _store_failed(request, error)
+        count = give_back(request, counter.cache_key)
+        if count is None:
             return
         counter.usage = {**counter.usage, "count": count, "should_limit": count > self.limit}
         self.refunded = True
@@ -281,7 +329,7 @@ class TenantLicenceThrottle(BaseThrottle):
         if tenant is None or getattr(http_request, COUNTED_ATTR, None) is not None:
             return True
         # One round trip: what the permission check queued (usage counts), the licence count and,
-        # for a view that guards against guessing, the read of its abuse counter.
+        # for a view that guards against guessing, the count of this attempt.
         batch = pending_counters(request)
         counter = LicenceCounter(tenant)
         counter.count(request, batch)
@@ -289,7 +337,7 @@ class TenantLicenceThrottle(BaseThrottle):
         setattr(http_request, ABUSE_ATTR, {})
         scope = getattr(view, "abuse_scope", None)
         if scope is not None:
-            read_abuse_counter(request, scope, batch)
+            count_abuse_attempt(request, scope, batch)
         run_counters(request, batch)
         usage = counter.usage
         if usage is None or not usage["should_limit"]:
@@ -336,6 +384,7 @@ class TenantLicenceMiddleware:
 
     @staticmethod
     def settle(request, response, tenant) -> LicenceCounter:
+        release_unconfirmed_attempts(request)
         counter = getattr(request, COUNTED_ATTR, None)
         if counter is not None:
             if response.status_code == 401 or getattr(request, REFUND_ATTR, False):

@@ -99,8 +99,10 @@ class LiveTenantServer:
         """Where to connect when the resolver does not know *.localhost (send `host_header`)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def request(self, method: str, path: str, *, json=None, headers=None) -> LiveResponse:
-        body = None
+    def request(
+        self, method: str, path: str, *, json=None, body=None, headers=None
+    ) -> LiveResponse:
+        """`json` is sent as a JSON body; `body` (str or bytes) as given, e.g. a form."""
         all_headers = {"Host": self.host_header, **(headers or {})}
         if json is not None:
             body = jsonlib.dumps(json).encode()
@@ -112,6 +114,32 @@ class LiveTenantServer:
             return LiveResponse(response.status, dict(response.getheaders()), response.read())
         finally:
             conn.close()
+
+
+@contextlib.contextmanager
+def committed_records_removed(schema: str) -> Iterator[None]:
+    """Delete, afterwards, the monitoring rows (security events, alerts, licence validations) that
+    a server committed in `schema` meanwhile, and forget the tenants this process cached: later
+    tests count such rows, and change licences with .update(), which the cache does not see."""
+    from licensing.models import LicenseValidation
+    from tenants.resolution import tenant_cache
+    from tokens.models import Alert, SecurityEvent
+
+    models = (SecurityEvent, Alert, LicenseValidation)
+    with schema_context(schema):
+        marks = {
+            model: model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+            for model in models
+        }
+    connection.set_schema_to_public()
+    try:
+        yield
+    finally:
+        with schema_context(schema):
+            for model, mark in marks.items():
+                model.objects.filter(pk__gt=mark).delete()
+        connection.set_schema_to_public()
+        tenant_cache.clear()
 
 
 def _bind() -> tuple[_Server, int]:
@@ -143,35 +171,36 @@ def run_live_tenant_server(schema: str = "alpha") -> Iterator[LiveTenantServer]:
         owner = User.objects.create_user(f"live-owner-{suffix}", f"live-owner-{suffix}@example.com")
     connection.set_schema_to_public()
 
-    server, port = _bind()
-    server.set_app(StaticFilesHandler(get_internal_wsgi_application()))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"live-{schema}"
-    )
-    thread.daemon = True
-    thread.start()
-    try:
-        yield LiveTenantServer(
-            tenant=tenant,
-            hostname=hostname,
-            port=port,
-            admin_username=admin.username,
-            admin_password=password,
-            owner_username=owner.username,
-            owner_id=owner.pk,
+    with committed_records_removed(schema):
+        server, port = _bind()
+        server.set_app(StaticFilesHandler(get_internal_wsgi_application()))
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"live-{schema}"
         )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        with schema_context(schema):
-            from tokens.models import UserToken
+        thread.daemon = True
+        thread.start()
+        try:
+            yield LiveTenantServer(
+                tenant=tenant,
+                hostname=hostname,
+                port=port,
+                admin_username=admin.username,
+                admin_password=password,
+                owner_username=owner.username,
+                owner_id=owner.pk,
+            )
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+            with schema_context(schema):
+                from tokens.models import UserToken
 
-            users = [admin.pk, owner.pk]
-            UserToken.objects.filter(Q(owner__in=users) | Q(created_by__in=users)).delete()
-            Session.objects.exclude(session_key__in=sessions_before).delete()
-            User.objects.filter(pk__in=users).delete()  # their admin history goes with them
-        connection.set_schema_to_public()
+                users = [admin.pk, owner.pk]
+                UserToken.objects.filter(Q(owner__in=users) | Q(created_by__in=users)).delete()
+                Session.objects.exclude(session_key__in=sessions_before).delete()
+                User.objects.filter(pk__in=users).delete()  # their admin history goes with them
+            connection.set_schema_to_public()
 
 
 @pytest.fixture(scope="module")

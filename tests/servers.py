@@ -117,10 +117,21 @@ def manage(env: dict[str, str], *args: str, input: str | None = None) -> str:
 
 
 class AppServer:
-    """gunicorn serving config.wsgi on 127.0.0.1; `request()` speaks to it by host name."""
+    """gunicorn serving config.wsgi on 127.0.0.1; `request()` speaks to it by host name.
 
-    def __init__(self, env: dict[str, str], log_path: Path, ports: range, workers: int = 1):
-        self.env, self.log_path, self.workers = env, log_path, workers
+    `bind_host` is the listening address: e.g. `[::ffff:127.0.0.1]`, an IPv6 socket that IPv4
+    clients reach, so the app sees them as IPv4-mapped addresses (REMOTE_ADDR `::ffff:127.0.0.1`).
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        ports: range,
+        workers: int = 1,
+        bind_host: str = "127.0.0.1",
+    ):
+        self.env, self.log_path, self.workers, self.bind_host = env, log_path, workers, bind_host
         self.port = free_port(ports)
         self.process: subprocess.Popen | None = None
 
@@ -128,7 +139,7 @@ class AppServer:
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
-            + ["--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
+            + ["--bind", f"{self.bind_host}:{self.port}", "--workers", str(self.workers)]
             + ["--timeout", "60"],
             cwd=ROOT,
             env=self.env,

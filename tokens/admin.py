@@ -412,7 +412,7 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         token = self._changeable_token(request, object_id)
         if not token.is_active:
-            services.activate_user_token(token)
+            services.activate_user_token(token, actor=request.user, via="admin", request=request)
             self.log_change(request, token, "Activated.")
         self.message_user(request, f"“{token.name}” is active again.", messages.SUCCESS)
         return HttpResponseRedirect(change_url(token))

@@ -3,7 +3,7 @@
 - ALERT_FAILED_AUTH_THRESHOLD failed authentications from one client address, and
 - ALERT_DENIED_THRESHOLD permission denials of one User Token,
 
-within ALERT_WINDOW_SECONDS. The window opens with the first failure; the alert fires once, when
+within ALERT_WINDOW_SECONDS; and every spent refresh token presented again (reuse). The window opens with the first failure; the alert fires once, when
 the count reaches the threshold, and not again for the same address (or token) until a window has
 passed since it fired.
 
@@ -82,6 +82,22 @@ def permission_denied(user_token: UserToken) -> Alert | None:
         message=(
             f"User Token {user_token.pk} ({user_token.name}, …{user_token.last_four}) was denied "
             f"{count} times within {_window()} seconds"
+        ),
+    )
+
+
+def refresh_token_reused(user_token: UserToken, address: str | None) -> Alert:
+    """A spent refresh token came back: always an alert (a stolen or leaked token is likely)."""
+    return raise_alert(
+        Alert.Kind.REFRESH_TOKEN_REUSED,
+        user_token=user_token,
+        address=address,
+        count=1,
+        message=(
+            f"A spent refresh token of User Token {user_token.pk} ({user_token.name}, "
+            f"…{user_token.last_four}) was presented again"
+            + (f" from {address}" if address else "")
+            + "; every access and refresh token issued from it is revoked"
         ),
     )
 

@@ -121,6 +121,7 @@ class SecurityEvent(models.Model):
         USER_TOKEN_CREATED = "user_token_created", "User Token created"
         USER_TOKEN_REFRESHED = "user_token_refreshed", "User Token refreshed"
         USER_TOKEN_DEACTIVATED = "user_token_deactivated", "User Token deactivated"
+        USER_TOKEN_ACTIVATED = "user_token_activated", "User Token activated again"
         USER_TOKEN_EXPIRED = "user_token_expired", "User Token expired"
         PERMISSIONS_CHANGED = "permissions_changed", "Permissions changed"
         RATE_LIMIT_HIT = "rate_limit_hit", "Rate limit hit"
@@ -169,6 +170,7 @@ class Alert(models.Model):
         FAILED_AUTHENTICATION = "failed_authentication", "Repeated failed authentication"
         PERMISSION_DENIED = "permission_denied", "Repeated permission denials"
         WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint disabled"
+        REFRESH_TOKEN_REUSED = "refresh_token_reused", "Spent refresh token presented again"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

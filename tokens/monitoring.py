@@ -5,8 +5,9 @@ of the current tenant and never lets a recording problem break the request it ob
 holds a secret or a JWT: the signals carry none, and every free-text field (path, user agent,
 details) goes through tokens.logging.redact.
 
-Refusal floods (rate-limit hits, expired-licence refusals) are folded: one event per kind,
-scope, address and minute, whose `count` catches up from a cache counter.
+Floods are folded: rate-limit hits, expired-licence refusals and failed authentications on the API
+make one event per kind, reason, scope (or stage), address, User Token and minute, whose `count`
+catches up from a cache counter; so anonymous or bad-bearer floods cannot grow the table.
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ logger = logging.getLogger(__name__)
 
 Kind = SecurityEvent.Kind
 FAILED_AUTHENTICATION_KINDS = (Kind.EXCHANGE_FAILED, Kind.AUTHENTICATION_FAILED)
-FOLDED_KINDS = (Kind.RATE_LIMIT_HIT, Kind.LICENCE_REFUSED, Kind.ACTIVATION_REFUSED)
+FOLDED_KINDS = (
+    Kind.RATE_LIMIT_HIT,
+    Kind.LICENCE_REFUSED,
+    Kind.ACTIVATION_REFUSED,
+    *FAILED_AUTHENTICATION_KINDS,
+)
 FOLD_SECONDS = 60
 FOLD_TTL = 15 * 60
 
@@ -141,13 +147,23 @@ def record(
         return None
 
 
-def _folded(kind: str, *, request, reason: str, scope: str = "", details=None) -> None:
+def _folded(
+    kind: str,
+    *,
+    request,
+    reason: str,
+    scope: str = "",
+    details=None,
+    user_token: UserToken | None = None,
+    token_hint: str = "",
+) -> None:
     """Record a refusal that may come in floods: one event per minute, counted in the cache."""
     if not in_tenant():
         return
     fields = request_fields(request)
     minute = int(timezone.now().timestamp()) // FOLD_SECONDS
-    bucket = f"monitoring:fold:{kind}:{reason}:{scope}:{fields.get('address')}:{minute}"
+    token_id = user_token.pk if user_token is not None else ""
+    bucket = f"monitoring:fold:{kind}:{reason}:{scope}:{fields.get('address')}:{token_id}:{minute}"
     try:
         count = usage.incr(cache, bucket, FOLD_TTL)
     except Exception:
@@ -158,6 +174,8 @@ def _folded(kind: str, *, request, reason: str, scope: str = "", details=None) -
             kind,
             request=request,
             reason=reason,
+            user_token=user_token,
+            token_hint=token_hint,
             details={**(details or {}), "scope": scope, "fold": bucket},
         )
         catch_up_folded()
@@ -273,11 +291,12 @@ def _presented_hint(request, stage: str) -> str:
 @guarded
 def on_authentication_failed(sender, *, reason, user_token_id=None, stage="", request=None, **kw):
     token = _token(user_token_id)
-    record(
+    _folded(
         Kind.EXCHANGE_FAILED if stage == "exchange" else Kind.AUTHENTICATION_FAILED,
         request=request,
         user_token=token,
         reason=str(reason),
+        scope=str(stage),
         token_hint="" if token else _presented_hint(request, stage),
         details={"stage": stage},
     )
@@ -325,13 +344,27 @@ def on_admin_login_failed(sender, *, credentials=None, request=None, **kw):
 
 
 @guarded
-def on_permission_denied(sender, *, user_token, missing, method="", path="", request=None, **kw):
+def on_permission_denied(
+    sender,
+    *,
+    user_token,
+    missing,
+    method="",
+    path="",
+    request=None,
+    reason="missing_permission",
+    target=None,
+    **kw,
+):
+    details = {"missing": list(missing), "endpoint": f"{method} {path}"}
+    if target is not None:
+        details["target"] = target
     record(
         Kind.PERMISSION_DENIED,
         request=request,
         user_token=user_token,
-        reason="missing_permission",
-        details={"missing": list(missing), "endpoint": f"{method} {path}"},
+        reason=str(reason),
+        details=details,
     )
     if in_tenant():
         try:
@@ -366,6 +399,24 @@ def on_user_token_refreshed(sender, *, user_token, actor=None, via="", request=N
 def on_user_token_deactivated(sender, *, user_token, actor=None, via="", request=None, **kw):
     record(
         Kind.USER_TOKEN_DEACTIVATED, request=request, user_token=user_token, actor=actor, via=via
+    )
+
+
+@guarded
+def on_refresh_token_reused(sender, *, user_token, address="", request=None, **kw):
+    if in_tenant():
+        alerts.refresh_token_reused(user_token, _ip(address))
+
+
+@guarded
+def on_user_token_activated(sender, *, user_token, actor=None, via="", request=None, **kw):
+    record(
+        Kind.USER_TOKEN_ACTIVATED,
+        request=request,
+        user_token=user_token,
+        actor=actor,
+        via=via,
+        details={"generation": user_token.generation},
     )
 
 
@@ -503,6 +554,8 @@ def connect() -> None:
         (signals.permission_denied, on_permission_denied),
         (signals.user_token_refreshed, on_user_token_refreshed),
         (signals.user_token_deactivated, on_user_token_deactivated),
+        (signals.user_token_activated, on_user_token_activated),
+        (signals.refresh_token_reused, on_refresh_token_reused),
         (signals.user_token_expired, on_user_token_expired),
         (signals.user_token_permissions_changed, on_permissions_changed),
         (signals.token_used, on_token_used),

@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, connections, router, transacti
 from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
 
 from tokens import hashing, signals
 from tokens.catalogue import ALL_PERMISSIONS, Permission
@@ -106,6 +107,13 @@ def _new_secret_fields() -> tuple[str, dict]:
 # --- Administration
 
 
+def _revoke_jwts(token: UserToken, **changes) -> None:
+    """Bump the generation (with `changes`): every JWT issued from `token` so far stops working."""
+    with transaction.atomic():
+        UserToken.objects.filter(pk=token.pk).update(generation=F("generation") + 1, **changes)
+        token.refresh_from_db()
+
+
 def create_user_token(
     *,
     owner: AbstractBaseUser,
@@ -134,12 +142,8 @@ def refresh_user_token(
 ) -> str:
     """Replace the secret and bump the generation: every JWT issued before stops working at once."""
     secret, fields = _new_secret_fields()
-    now = timezone.now()
     with transaction.atomic():
-        UserToken.objects.filter(pk=token.pk).update(
-            generation=F("generation") + 1, refreshed_at=now, **fields
-        )
-        token.refresh_from_db()
+        _revoke_jwts(token, refreshed_at=timezone.now(), **fields)
         emit_event(EventType.USER_TOKEN_REFRESHED, {"user_token": _event_data(token)})
     signals.user_token_refreshed.send(
         UserToken, user_token=token, actor=actor, via=via, request=request
@@ -151,12 +155,12 @@ def refresh_user_token(
 def deactivate_user_token(
     token: UserToken, *, actor: AbstractBaseUser | None = None, via: str, request=None
 ) -> None:
+    """A revocation: the generation is bumped too, so the access and refresh tokens issued before
+    stay dead if the token is activated again (only a new exchange of the secret works then)."""
     if not token.is_active:
         return
-    token.is_active = False
-    token.deactivated_at = timezone.now()
     with transaction.atomic():
-        token.save(update_fields=["is_active", "deactivated_at"])
+        _revoke_jwts(token, is_active=False, deactivated_at=timezone.now())
         emit_event(EventType.USER_TOKEN_DEACTIVATED, {"user_token": _event_data(token)})
     signals.user_token_deactivated.send(
         UserToken, user_token=token, actor=actor, via=via, request=request
@@ -176,10 +180,18 @@ def _event_data(token: UserToken) -> dict:
     }
 
 
-def activate_user_token(token: UserToken) -> None:
+def activate_user_token(
+    token: UserToken, *, actor: AbstractBaseUser | None = None, via: str = "", request=None
+) -> None:
+    if token.is_active:
+        return
     token.is_active = True
     token.deactivated_at = None
     token.save(update_fields=["is_active", "deactivated_at"])
+    signals.user_token_activated.send(
+        UserToken, user_token=token, actor=actor, via=via, request=request
+    )
+    logger.info("User Token %s activated via %s", token.pk, via)
 
 
 def expire_user_token(token: UserToken, *, actor=None, via: str, request=None) -> None:
@@ -222,9 +234,71 @@ def update_user_token(
     return token
 
 
-def may_refresh(caller_permissions, target: UserToken) -> bool:
-    """A token may refresh only tokens whose permissions are a subset of its own."""
-    return set(target.permissions) <= set(caller_permissions)
+class RefreshRefusal:
+    """Why a token may not refresh another one through the API: recorded, never shown."""
+
+    PERMISSIONS = "target_has_more_permissions"
+    NETWORKS = "target_less_restricted_by_address"
+    EXPIRY = "target_expires_later"
+    OWNER = "target_owner_more_privileged"
+
+
+def _networks(values) -> list:
+    return [ipaddress.ip_network(value, strict=False) for value in values]
+
+
+def _within(networks, bounds) -> bool:
+    """Every network of `networks` lies inside one of `bounds` (no bound: anything goes)."""
+    if not bounds:
+        return True
+    return bool(networks) and all(
+        any(net.version == bound.version and net.subnet_of(bound) for bound in bounds)
+        for net in networks
+    )
+
+
+def _admin_rank(user) -> int:
+    return 2 if user.is_superuser else 1 if user.is_staff else 0
+
+
+def refresh_refusal(caller: TokenAuth, target: UserToken) -> str | None:
+    """Why `caller` may not refresh `target` (a RefreshRefusal), or None when it may.
+
+    A refresh hands over a working secret of `target`, so it must not shed any of the caller's
+    limits: the target's permissions are a subset of the caller's, its networks lie within the
+    caller's (a caller without any allows any), it expires no later, and its owner holds no admin
+    rights the caller's owner lacks (superuser > staff > regular user)."""
+    caller_token = caller.user_token
+    if not set(target.permissions) <= set(caller.permissions):
+        return RefreshRefusal.PERMISSIONS
+    if not _within(_networks(target.allowed_ips), _networks(caller_token.allowed_ips)):
+        return RefreshRefusal.NETWORKS
+    if caller_token.expires_at is not None and (
+        target.expires_at is None or target.expires_at > caller_token.expires_at
+    ):
+        return RefreshRefusal.EXPIRY
+    if _admin_rank(target.owner) > _admin_rank(caller_token.owner):
+        return RefreshRefusal.OWNER
+    return None
+
+
+def refresh_user_token_as(caller: TokenAuth, target: UserToken, *, request=None) -> str:
+    """Refresh `target` for the API caller `caller`; PermissionDenied (recorded as a permission
+    denial) unless `refresh_refusal` allows it."""
+    reason = refresh_refusal(caller, target)
+    if reason is not None:
+        signals.permission_denied.send(
+            UserToken,
+            request=request,
+            user_token=caller.user_token,
+            missing=sorted(set(target.permissions) - set(caller.permissions)),
+            method=getattr(request, "method", ""),
+            path=getattr(request, "path", ""),
+            reason=reason,
+            target=target.pk,
+        )
+        raise PermissionDenied("This token may not refresh that User Token.")
+    return refresh_user_token(target, actor=caller.user_token.owner, via="api", request=request)
 
 
 # --- Authentication
@@ -289,6 +363,9 @@ def exchange_user_token(secret, *, address: str, request=None) -> TokenPair:
     return _issue_pair(token)
 
 
+MAX_JTI_LENGTH = 64  # SpentRefreshToken.jti; simplejwt issues 32 hex characters
+
+
 def _decode(token_class, raw) -> dict:
     if not isinstance(raw, str) or not raw:
         raise TokenRefused(FailureReason.MALFORMED)
@@ -296,10 +373,19 @@ def _decode(token_class, raw) -> dict:
         payload = token_class(raw).payload
     except TokenError:
         raise TokenRefused(FailureReason.INVALID_JWT) from None
-    token_id = payload.get(USER_TOKEN_CLAIM)
+    except (OverflowError, OSError, ValueError, TypeError):
+        # Validly signed but with a claim no clock can hold (e.g. exp = 2**62).
+        raise TokenRefused(FailureReason.INVALID_JWT) from None
     if payload.get(TENANT_CLAIM) != connection.schema_name:
         raise TokenRefused(FailureReason.WRONG_TENANT)
-    if not isinstance(token_id, int) or not isinstance(payload.get(GENERATION_CLAIM), int):
+    # `type() is int`: JSON's true is an int to isinstance(), and True == 1 (the first generation).
+    jti = payload.get(api_settings.JTI_CLAIM)
+    if (
+        type(payload.get(USER_TOKEN_CLAIM)) is not int
+        or type(payload.get(GENERATION_CLAIM)) is not int
+        or not isinstance(jti, str)
+        or not 0 < len(jti) <= MAX_JTI_LENGTH
+    ):
         raise TokenRefused(FailureReason.INVALID_JWT)
     return payload
 
@@ -396,7 +482,8 @@ def _current_token(payload: dict, address: str) -> UserToken:
 
 
 def rotate_refresh_token(raw, *, address: str, request=None) -> TokenPair:
-    """A new pair for a refresh token, which is spent: presenting it again is refused."""
+    """A new pair for a refresh token, which is spent: presenting it again is refused, and revokes
+    the pair issued from it (with every other JWT of the User Token) and raises an alert."""
     payload = _decode(ApiRefreshToken, raw)
     token = _current_token(payload, address)
     try:
@@ -409,6 +496,13 @@ def rotate_refresh_token(raw, *, address: str, request=None) -> TokenPair:
                 ),
             )
     except IntegrityError:
+        # Reuse of a spent refresh token: one of the two holders is not the integration, and the
+        # pair issued from it may be in the wrong hands. Revoke it (and the token's other JWTs).
+        _revoke_jwts(token)
+        signals.refresh_token_reused.send(
+            UserToken, user_token=token, address=address, request=request
+        )
+        logger.warning("Spent refresh token of User Token %s presented again", token.pk)
         raise TokenRefused(FailureReason.REFRESH_SPENT, token.pk) from None
     mark_used(token, address)
     signals.token_pair_refreshed.send(UserToken, user_token=token, request=request)

@@ -8,15 +8,25 @@ from django_tenants.utils import get_public_schema_name, tenant_context
 
 from tenants.models import Tenant
 
+MAX_ID = 2**63 - 1  # what a database id (bigint) holds
+MAX_DAYS = 100 * 366  # a century: further back or ahead no date computation needs to go
 
-def positive_int(value: str) -> int:
+
+def positive_int(value: str, maximum: int = MAX_ID) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not an integer") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    if number > maximum:
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} must be at most {maximum}")
     return number
+
+
+def day_count(value: str) -> int:
+    """A number of days for a command option: 1 to MAX_DAYS."""
+    return positive_int(value, MAX_DAYS)
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -239,3 +239,12 @@ def test_error_bodies_are_valid_json_for_every_case(client):
         "/v1/auth/token", json_body_of(LIMIT + 1), content_type="application/json"
     )
     assert json.loads(response.content) == {"error": "Request too large"}
+
+
+def test_answers_to_authenticated_requests_are_never_stored(api_client, alpha_client):
+    client = api_client("alpha", ["view_users", "view_products"])
+    for path in ("/v1/auth/me", "/v1/users", "/v1/products", "/v1/licenses"):
+        response = client.get(path)
+        assert response["Cache-Control"] == "no-store", path
+    forged = alpha_client.get("/v1/users", HTTP_AUTHORIZATION="Bearer nope")
+    assert forged["Cache-Control"] == "no-store"

@@ -198,6 +198,9 @@ def test_a_whole_scenario_leaks_no_secret(
         content_type="application/json",
     )
     assert spent.status_code == 401
+    # The replay revoked admin_caller's JWTs (reuse detection): a fresh caller from here on.
+    admin_caller = api_client("alpha", ["edit_user_tokens", "view_users", "view_licenses"])
+    secrets += [admin_caller.secret, *_jwts(admin_caller.tokens)]
     assert anonymous.get(f"/v1/users/{target_secret}").status_code in (401, 404)
     assert (
         anonymous.get(f"/v1/users?access_token={renewed.json()['access_token']}").status_code == 401

@@ -545,7 +545,9 @@ def test_deactivate_refuses_the_next_request_and_activate_restores(admin_client,
         assert "Deactivated." in [e.change_message for e in LogEntry.objects.all()]
 
     assert admin_client.post(activate_url).status_code == 302
-    assert client.get("/v1/auth/me").status_code == 200
+    # Deactivation revoked the JWTs issued before; the secret exchanges again.
+    assert client.get("/v1/auth/me").status_code == 401
+    assert exchange(client, client.secret).status_code == 200
 
 
 def test_bulk_action_deactivates_selected_tokens(admin_client, make_user_token):

@@ -278,8 +278,17 @@ def test_refresh_rotates_and_a_spent_refresh_token_is_refused(api_client, alpha_
     assert body["permissions"] == ["view_users"] and body["expires_in"] == 86400
     assert body["refresh_token"] != tokens["refresh_token"]
     assert me(alpha_client, body["access_token"]).status_code == 200
-    assert_invalid_token(refresh_pair(alpha_client, tokens["refresh_token"]))
     assert refresh_pair(alpha_client, body["refresh_token"]).status_code == 200
+
+
+def test_a_replayed_refresh_token_is_refused_and_revokes_what_came_from_it(
+    api_client, alpha_client
+):
+    tokens = api_client("alpha", ["view_users"]).tokens
+    body = refresh_pair(alpha_client, tokens["refresh_token"]).json()
+    assert_invalid_token(refresh_pair(alpha_client, tokens["refresh_token"]))
+    # Reuse detection (tests/tokens/test_revocation.py): the pair issued from it is dead too.
+    assert_invalid_token(refresh_pair(alpha_client, body["refresh_token"]))
 
 
 def test_refresh_token_of_another_tenant_is_refused(api_client, alpha_client):

@@ -1,15 +1,25 @@
 """Access-token authentication: every check of CONTRACT section 4, on every request."""
 
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import APIException, AuthenticationFailed
 
 from config.client_address import client_address
+from tenants.throttling import count_failed_attempt, refuse_attempt
 from tokens import signals
 from tokens.services import FailureReason, TokenRefused, authenticate_access_token
 
+# Abuse-throttle scope of failed access-token authentications (missing, malformed, wrong tokens).
+ACCESS_SCOPE = "access"
 
-def refuse(request, refused: TokenRefused, stage: str) -> AuthenticationFailed:
-    """Signal the failure (for monitoring) and build the one answer every failure gets."""
+
+def refuse(request, refused: TokenRefused, stage: str) -> APIException:
+    """Signal the failure (for monitoring) and build the one answer every failure gets.
+
+    A failed access-token authentication also counts against the client address; once it has
+    failed ABUSE_FAILURE_RATE times its failures answer 429 Too Many Requests instead of 401 (the
+    exchange and refresh views count theirs themselves). Only failures are counted, so a request
+    with a good token never touches the counter.
+    """
     signals.authentication_failed.send(
         TokenRefused,
         request=request,
@@ -17,6 +27,10 @@ def refuse(request, refused: TokenRefused, stage: str) -> AuthenticationFailed:
         user_token_id=refused.user_token_id,
         stage=stage,
     )
+    if stage == "access":
+        usage = count_failed_attempt(request, ACCESS_SCOPE)
+        if usage is not None and usage["should_limit"]:
+            return refuse_attempt(request, ACCESS_SCOPE, usage)
     return AuthenticationFailed()
 
 

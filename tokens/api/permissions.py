@@ -17,7 +17,9 @@ effect on the next request.
 from rest_framework.permissions import BasePermission
 
 from tokens import signals
+from tokens.api.authentication import refuse
 from tokens.catalogue import ALL_PERMISSIONS
+from tokens.services import FailureReason, TokenRefused
 
 
 def required_for(view, method: str) -> tuple[str, ...] | None:
@@ -39,15 +41,8 @@ class HasTokenPermissions(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         granted = getattr(request.auth, "permissions", None)
-        if granted is None:
-            signals.authentication_failed.send(
-                HasTokenPermissions,
-                request=request,
-                reason="missing_credentials",
-                user_token_id=None,
-                stage="access",
-            )
-            return False  # DRF answers 401: no credentials were given
+        if granted is None:  # no credentials were given: 401 (or 429 for a failing address)
+            raise refuse(request, TokenRefused(FailureReason.MISSING), "access")
         if not hasattr(view, request.method.lower()):
             return True  # DRF answers 405 for a method the view does not implement
         required = required_for(view, request.method)

@@ -1,6 +1,5 @@
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -89,8 +88,6 @@ class UserTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def refresh(self, request, pk=None):
         token = self.get_object()
-        if not services.may_refresh(request.auth.permissions, token):
-            raise PermissionDenied()
-        secret = services.refresh_user_token(token, actor=request.user, via="api", request=request)
+        secret = services.refresh_user_token_as(request.auth, token, request=request)
         body = {**UserTokenSerializer(token).data, "user_token": secret}
         return Response(body, headers={"Cache-Control": "no-store"})

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
+from tenants.management.base import MAX_DAYS
+
 DURATION = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
@@ -22,9 +24,24 @@ def parse_duration(value: str) -> timedelta:
         )
     number, unit = int(match.group(1)), match.group(2)
     try:
-        return timedelta(**{UNITS[unit]: number})
+        span = timedelta(**{UNITS[unit]: number})
     except OverflowError:
-        raise CommandError(f"--since {value!r} is too far back.") from None
+        span = None
+    if span is None or span > timedelta(days=MAX_DAYS):
+        raise CommandError(f"--since {value!r} is too far back (at most {MAX_DAYS} days).")
+    return span
+
+
+def printable(value) -> str:
+    """`value` as text safe for a terminal: control and other invisible characters (escape
+    sequences, bidirectional overrides, line breaks) escaped as \\x1b, \\u202e, ... Token names
+    and alert messages are written by tenant administrators or come from requests."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
 
 
 def when(value: datetime | None, empty: str = "never") -> str:
@@ -36,7 +53,7 @@ def table(headers: list[str], rows: list[list], empty: str = "(none)") -> str:
     if not rows:
         return f"  {empty}"
     cells = [[str(c) for c in headers]] + [
-        ["" if c is None else str(c) for c in row] for row in rows
+        ["" if c is None else printable(c) for c in row] for row in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
@@ -47,4 +64,5 @@ def table(headers: list[str], rows: list[list], empty: str = "(none)") -> str:
 
 
 def to_json(data) -> str:
-    return json.dumps(data, indent=2, cls=DjangoJSONEncoder, ensure_ascii=False)
+    # ensure_ascii: every control or invisible character of a name or message arrives escaped.
+    return json.dumps(data, indent=2, cls=DjangoJSONEncoder, ensure_ascii=True)

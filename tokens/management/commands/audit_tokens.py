@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from tenants.management.base import TenantCommand, positive_int
+from tenants.management.base import TenantCommand, day_count
 from tokens import monitoring
 from tokens.audit import audit_tokens
 from tokens.management.output import table, to_json, when
@@ -17,13 +17,13 @@ class Command(TenantCommand):
         parser.add_argument("--format", choices=["table", "json"], default="table")
         parser.add_argument(
             "--unused-days",
-            type=positive_int,
+            type=day_count,
             default=90,
             help="A permission not exercised for this many days counts as unused (default 90).",
         )
         parser.add_argument(
             "--refresh-days",
-            type=positive_int,
+            type=day_count,
             default=None,
             help="Flag secrets older than this many days as refresh_overdue "
             f"(default TOKEN_REFRESH_MAX_AGE_DAYS, {settings.TOKEN_REFRESH_MAX_AGE_DAYS}).",

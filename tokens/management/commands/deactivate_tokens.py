@@ -1,6 +1,6 @@
 from django.utils import timezone
 
-from tenants.management.base import TenantCommand, positive_int
+from tenants.management.base import TenantCommand, day_count
 from tokens import services
 from tokens.audit import stale_tokens
 from tokens.management.output import table, when
@@ -14,7 +14,7 @@ class Command(TenantCommand):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("--unused-days", type=positive_int, required=True, metavar="N")
+        parser.add_argument("--unused-days", type=day_count, required=True, metavar="N")
         parser.add_argument("--dry-run", action="store_true", help="List, change nothing.")
 
     def handle_tenant(self, tenant, options):

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from tenants.management.base import TenantCommand, positive_int
+from tenants.management.base import TenantCommand, day_count
 from tokens import services
 from tokens.models import Alert, SecurityEvent, TokenUsageDay
 
@@ -18,7 +18,7 @@ class Command(TenantCommand):
         super().add_arguments(parser)
         parser.add_argument(
             "--days",
-            type=positive_int,
+            type=day_count,
             default=None,
             help="Keep this many days instead "
             f"(default SECURITY_EVENT_RETENTION_DAYS, {settings.SECURITY_EVENT_RETENTION_DAYS}).",

@@ -2,6 +2,7 @@ from django.core.management.base import CommandError
 
 from tenants.management.base import TenantCommand, positive_int
 from tokens import services
+from tokens.management.output import printable
 from tokens.models import UserToken
 
 
@@ -27,7 +28,8 @@ class Command(TenantCommand):
             )
         secret = services.refresh_user_token(token, via="command")
         self.stderr.write(
-            f"User Token {token.pk} {token.name!r} (owner {token.owner.get_username()}) refreshed: "
+            f"User Token {token.pk} '{printable(token.name)}' (owner "
+            f"{printable(token.owner.get_username())}) refreshed: "
             "every access and refresh token issued from its old secret is invalid from now on."
         )
         if not token.is_active:
