@@ -51,6 +51,8 @@ class _Server(ThreadedWSGIServer):
     # so no connection outlives the server (the test database can be dropped at the end).
     daemon_threads = False
     block_on_close = True
+    # Concurrency tests open dozens of connections at once; Django's backlog of 10 would reset some.
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         import sys

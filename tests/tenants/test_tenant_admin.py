@@ -219,7 +219,7 @@ def test_adding_a_tenant_provisions_it_with_its_first_administrator(operator):
         ({"schema_name": "alpha"}, "already exists"),
         ({"schema_name": "public"}, "reserved"),
         ({"domain": TENANTS["beta"]}, "already belongs"),
-        ({"request_limit": "0"}, "positive integer"),
+        ({"request_limit": "0"}, "whole number from 1"),
     ],
 )
 def test_the_add_form_refuses_bad_input_and_creates_nothing(operator, overrides, message):
