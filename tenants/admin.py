@@ -59,10 +59,27 @@ def is_public(tenant) -> bool:
     return tenant is not None and services.is_public_tenant(tenant)
 
 
+class DomainForm(forms.ModelForm):
+    """A domain as tenant resolution matches hosts: lower case, no `www.` prefix."""
+
+    class Meta:
+        model = Domain
+        fields = ("domain", "tenant", "is_primary")
+
+    def clean_domain(self):
+        domain = self.cleaned_data["domain"].strip().lower()
+        try:
+            services.check_resolvable_domain(domain)
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages) from None
+        return domain
+
+
 class DomainInline(SchemaScopedAdmin, admin.TabularInline):
     """A tenant's domains; those of the public tenant are shown, never changed."""
 
     model = Domain
+    form = DomainForm
     extra = 0
 
     def has_add_permission(self, request, obj=None):
@@ -309,6 +326,7 @@ class TenantAdmin(SchemaScopedAdmin, TenantAdminMixin, admin.ModelAdmin):
 
 @admin.register(Domain)
 class DomainAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+    form = DomainForm
     list_display = ("domain", "tenant", "is_primary")
     search_fields = ("domain", "tenant__name", "tenant__schema_name")
     list_select_related = ("tenant",)

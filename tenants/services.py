@@ -261,6 +261,7 @@ def save_domain(domain: Domain) -> Domain:
     refuse_public_tenant(stored.tenant if stored else None, "renamed")
     refuse_public_tenant(domain.tenant, "renamed")
     domain.domain = domain.domain.strip().lower()
+    check_resolvable_domain(domain.domain)
     domain.full_clean()
     domain.save()
     return domain

@@ -116,6 +116,24 @@ def test_the_public_tenant_and_its_domain_cannot_be_renamed(operator, public_ten
     assert Domain.objects.get(domain=settings.PUBLIC_DOMAIN).tenant_id == public_tenant.pk
 
 
+def test_a_domain_added_in_the_admin_must_resolve_to_its_tenant(operator):
+    alpha = Tenant.objects.get(schema_name="alpha")
+    response = operator.post(
+        "/admin/tenants/domain/add/",
+        {"domain": "www.alpha-shop.localhost", "tenant": alpha.pk, "is_primary": ""},
+    )
+    assert response.status_code == 200  # the form again, with the reason
+    assert "without &#x27;www.&#x27;" in text(response) or "without 'www.'" in text(response)
+    assert not Domain.objects.filter(domain__icontains="alpha-shop").exists()
+    response = operator.post(
+        "/admin/tenants/domain/add/",
+        {"domain": "Alpha-Shop.localhost", "tenant": alpha.pk, "is_primary": ""},
+    )
+    assert response.status_code == 302  # stored as hosts are matched: in lower case
+    assert Domain.objects.filter(domain="alpha-shop.localhost", tenant=alpha).exists()
+    Domain.objects.filter(domain="alpha-shop.localhost").delete()
+
+
 def test_the_domain_admin_offers_no_public_tenant(operator, public_tenant):
     page = text(operator.get("/admin/tenants/domain/add/"))
     assert f'value="{public_tenant.pk}"' not in page
