@@ -463,8 +463,10 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             "original": token,
             "token": token,
             "secret": secret,
-            "refreshed": refreshed,
+            "renewed": refreshed,
+            "value_id": "user-token-value",  # the contract's element id
             "change_url": change_url(token),
+            "changelist_url": reverse("admin:tokens_usertoken_changelist"),
             "has_add_permission": self.has_add_permission(request),
         }
         response = TemplateResponse(request, self.secret_template, context)

@@ -141,9 +141,11 @@ class WebhookEndpointAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             "original": endpoint,
             "endpoint": endpoint,
             "secret": secret,
-            "rotated": rotated,
+            "renewed": rotated,
+            "value_id": "webhook-secret-value",
             "overlap_hours": int(services.SECRET_OVERLAP.total_seconds() // 3600),
             "change_url": reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]),
+            "changelist_url": reverse("admin:webhooks_webhookendpoint_changelist"),
         }
         response = TemplateResponse(request, self.secret_template, context)
         response["Cache-Control"] = "no-store"
