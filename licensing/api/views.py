@@ -290,6 +290,19 @@ class ClientApplicationView(SignedAnswers, APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
     abuse_scope = "validate"  # one guessing budget for every endpoint that takes a licence key
+    request_serializer: type[serializers.Serializer]
+
+    def key_request(self) -> dict:
+        """The request's fields, once its address is allowed another try (else 429)."""
+        guard_against_guessing(self.request, self.abuse_scope)
+        serializer = self.request_serializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def checked(self, code: ValidationCode) -> None:
+        """A key that matches no licence is a failed guess of the client's address."""
+        if code == ValidationCode.NOT_FOUND:
+            count_failed_attempt(self.request, self.abuse_scope)
 
     def machine_answer(self, result: services.ValidationResult, nonce, status_code=200) -> Response:
         """The machine of an activation or heartbeat, or the licence check that refused it."""
@@ -313,19 +326,17 @@ def validation_body(code: ValidationCode, license) -> dict:
 class LicenseValidationView(ClientApplicationView):
     """POST /v1/licenses/validate: for client applications, without a token."""
 
+    request_serializer = ValidationRequestSerializer
+
     def post(self, request):
-        guard_against_guessing(request, self.abuse_scope)
-        serializer = ValidationRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = self.key_request()
         result = services.validate_license_key(
             data["key"],
             product_code=data.get("product"),
             fingerprint=data.get("fingerprint"),
             client_address=client_address(request),
         )
-        if result.code == ValidationCode.NOT_FOUND:
-            count_failed_attempt(request, self.abuse_scope)
+        self.checked(result.code)
         body = self.signed_body(validation_body(result.code, result.license), data.get("nonce"))
         return Response(body, headers=NO_STORE)
 
@@ -343,11 +354,10 @@ class LicenseActivationView(ClientApplicationView):
     VALID. 409: every slot is taken.
     """
 
+    request_serializer = ActivationRequestSerializer
+
     def post(self, request):
-        guard_against_guessing(request, self.abuse_scope)
-        serializer = ActivationRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = dict(serializer.validated_data)
+        fields = self.key_request()
         nonce = fields.pop("nonce", None)
         try:
             result = services.activate_machine(
@@ -355,8 +365,7 @@ class LicenseActivationView(ClientApplicationView):
             )
         except services.ActivationLimitReached:
             return limit_reached(ACTIVATION_LIMIT_REACHED)
-        if result.code == ValidationCode.NOT_FOUND:
-            count_failed_attempt(request, self.abuse_scope)
+        self.checked(result.code)
         created = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return self.machine_answer(result, nonce, created)
 
@@ -370,21 +379,16 @@ class LicenseHeartbeatView(ClientApplicationView):
     was taken meanwhile.
     """
 
+    request_serializer = LicenseKeyRequestSerializer
+
     def post(self, request):
-        guard_against_guessing(request, self.abuse_scope)
-        serializer = LicenseKeyRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = self.key_request()
         try:
-            result = services.heartbeat(
-                serializer.validated_data["key"],
-                serializer.validated_data["fingerprint"],
-                request=request,
-            )
+            result = services.heartbeat(data["key"], data["fingerprint"], request=request)
         except services.ActivationLimitReached:
             return limit_reached(ACTIVATION_LIMIT_REACHED)
-        if result.code == ValidationCode.NOT_FOUND:
-            count_failed_attempt(request, self.abuse_scope)
-        return self.machine_answer(result, serializer.validated_data.get("nonce"))
+        self.checked(result.code)
+        return self.machine_answer(result, data.get("nonce"))
 
 
 class LicenseDeactivationView(ClientApplicationView):
@@ -394,18 +398,14 @@ class LicenseDeactivationView(ClientApplicationView):
     budget (`max_deactivations` per 30 days; 409 with `Retry-After` past it).
     """
 
+    request_serializer = LicenseKeyRequestSerializer
+
     def post(self, request):
-        guard_against_guessing(request, self.abuse_scope)
-        serializer = LicenseKeyRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = self.key_request()
         try:
-            services.deactivate_by_client(
-                serializer.validated_data["key"],
-                serializer.validated_data["fingerprint"],
-                request=request,
-            )
+            services.deactivate_by_client(data["key"], data["fingerprint"], request=request)
         except services.MachineNotFound:
-            count_failed_attempt(request, self.abuse_scope)
+            self.checked(ValidationCode.NOT_FOUND)
             raise NotFound from None
         except services.DeactivationLimitReached as refused:
             return limit_reached(DEACTIVATION_LIMIT_REACHED, refused.retry_after)
@@ -415,13 +415,10 @@ class LicenseDeactivationView(ClientApplicationView):
 class LicenseCheckoutView(ClientApplicationView):
     """POST /v1/licenses/checkout: a signed (optionally encrypted) offline licence file."""
 
-    abuse_scope = "validate"  # the same key space as validation: one budget for guessing
+    request_serializer = CheckoutRequestSerializer
 
     def post(self, request):
-        guard_against_guessing(request, self.abuse_scope)
-        serializer = CheckoutRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = self.key_request()
         checkout = offline.check_out_license(
             data["key"],
             tenant=request.tenant,
@@ -431,8 +428,7 @@ class LicenseCheckoutView(ClientApplicationView):
             product_code=data.get("product"),
             client_address=client_address(request),
         )
-        if checkout.code == ValidationCode.NOT_FOUND:
-            count_failed_attempt(request, self.abuse_scope)
+        self.checked(checkout.code)
         body = {
             **validation_body(checkout.code, checkout.license),
             "license_file": checkout.license_file,
