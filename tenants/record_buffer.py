@@ -201,6 +201,9 @@ class LocalQueue:
     def __init__(self):
         self._entries: deque[tuple[str, str]] = deque()
         self._lock = threading.Lock()
+        # Held for a whole drain, taking and writing: the exit's drain waits for the thread's, whose
+        # rows are out of the queue but not yet written (they would die with the daemon thread).
+        self._draining = threading.Lock()
         self._started_in: int | None = None  # the pid whose thread runs (a fork starts its own)
 
     def push(self, schema: str, entry: str) -> None:
@@ -210,6 +213,10 @@ class LocalQueue:
             self.drain()
 
     def drain(self, schema: str | None = None) -> int:
+        with self._draining:
+            return self._drain(schema)
+
+    def _drain(self, schema: str | None) -> int:
         with self._lock:
             taken, kept = [], deque()
             for item in self._entries:

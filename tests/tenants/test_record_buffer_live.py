@@ -102,6 +102,9 @@ def test_every_answered_request_has_exactly_one_record(store, tenant, tmp_path):
                     time.sleep(0.3)  # the load is running in every worker now
                     victim = worker_pids(server)[0]
                     os.kill(victim, signal.SIGKILL if store == "redis" else signal.SIGTERM)
+        deadline = time.monotonic() + 20  # the master replaces the killed worker (bounded wait)
+        while len(worker_pids(server)) < WORKERS + 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         server.stop()
     manage(env, "drain_records", "--tenant", schema)
