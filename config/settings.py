@@ -411,6 +411,9 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django.server": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django.db.backends": {"level": "INFO"},
+        # Task registration at start-up would print a dozen INFO lines before every command.
+        "procrastinate.periodic": {"level": "WARNING"},
+        "procrastinate.blueprints": {"level": "WARNING"},
     },
 }
 
