@@ -37,7 +37,7 @@ TOKEN_FREE = {
     ("get", "/v1/licenses/revocations"),
     ("get", "/v1/signing-keys"),
 }
-NOT_OPERATIONS = {"/v1/schema", "/v1/docs"}
+NOT_OPERATIONS = {"/v1/", "/v1/schema", "/v1/docs"}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,31 @@ def test_served_without_a_token_as_yaml_and_json(alpha_client, beta_client):
     assert description["openapi"].startswith("3.")
     as_json = beta_client.get("/v1/schema?format=json")
     assert as_json.status_code == 200 and json.loads(as_json.content) == description
+
+
+def test_the_api_root_is_a_token_free_index_linking_docs_and_schema(alpha_client):
+    response = alpha_client.get("/v1/", HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert response.status_code == 200
+    assert response.json() == {
+        "name": "Licensing platform API",
+        "version": "1",
+        "links": {"docs": "/v1/docs", "schema": "/v1/schema"},
+    }
+    for link in response.json()["links"].values():
+        assert alpha_client.get(link).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1", "/v1/nothing", "/v1/licenses/nothing/here"])
+def test_other_unknown_api_routes_still_answer_json_404(alpha_client, path):
+    response = alpha_client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
+def test_the_admins_view_site_link_goes_to_the_api_docs(admin_client):
+    page = admin_client.get("/admin/")
+    assert page.status_code == 200
+    assert 'href="/v1/docs"' in page.content.decode()
 
 
 def test_it_is_a_valid_openapi_3_document(schema):
