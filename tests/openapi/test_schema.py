@@ -128,6 +128,12 @@ def test_the_admins_view_site_link_goes_to_the_api_docs(admin_client):
     assert 'href="/v1/docs"' in page.content.decode()
 
 
+def test_the_licence_list_describes_its_expired_filter(schema):
+    parameters = schema["paths"]["/v1/licenses"]["get"]["parameters"]
+    (expired,) = [p for p in parameters if p["name"] == "expired"]
+    assert expired["in"] == "query" and expired["schema"]["type"] == "boolean"
+
+
 def test_it_is_a_valid_openapi_3_document(schema):
     validate_schema(schema)
 
