@@ -134,6 +134,37 @@ def test_the_licence_list_describes_its_expired_filter(schema):
     assert expired["in"] == "query" and expired["schema"]["type"] == "boolean"
 
 
+@pytest.mark.parametrize(
+    ("query", "accept", "content_type"),
+    [
+        ("?format=json", None, "application/json"),
+        ("", "application/json", "application/json"),
+        ("", "application/vnd.oai.openapi+json", "application/vnd.oai.openapi+json"),
+        ("?format=yaml", None, "application/vnd.oai.openapi"),
+        ("", "application/yaml", "application/yaml"),
+        ("", "text/html,application/xhtml+xml,*/*;q=0.8", "application/vnd.oai.openapi"),
+    ],
+)
+def test_json_or_yaml_by_accept_or_format(alpha_client, query, accept, content_type):
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = alpha_client.get(f"/v1/schema{query}", **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"].split(";")[0] == content_type
+    if "json" in content_type:
+        description = json.loads(response.content)
+    else:
+        description = yaml.safe_load(response.content)
+    assert description["info"]["title"] == "Licensing platform API"
+
+
+@pytest.mark.parametrize(("query", "accept"), [("?format=xml", None), ("", "application/xml")])
+def test_a_format_it_does_not_have_is_a_json_error(alpha_client, query, accept):
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = alpha_client.get(f"/v1/schema{query}", **headers)
+    assert response.status_code in (404, 406)
+    assert response["Content-Type"] == "application/json" and "error" in response.json()
+
+
 def test_it_is_a_valid_openapi_3_document(schema):
     validate_schema(schema)
 
