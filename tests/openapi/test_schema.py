@@ -115,6 +115,15 @@ def test_the_api_root_is_a_token_free_index_linking_docs_and_schema(alpha_client
         assert alpha_client.get(link).status_code == 200
 
 
+@pytest.mark.parametrize("host", ["nobody.localhost", "localhost"])
+def test_the_index_is_only_a_tenants(db, host):
+    from django.test import Client
+
+    response = Client(HTTP_HOST=host).get("/v1/")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
 @pytest.mark.parametrize("path", ["/v1", "/v1/nothing", "/v1/licenses/nothing/here"])
 def test_other_unknown_api_routes_still_answer_json_404(alpha_client, path):
     response = alpha_client.get(path)
@@ -163,6 +172,11 @@ def test_a_format_it_does_not_have_is_a_json_error(alpha_client, query, accept):
     response = alpha_client.get(f"/v1/schema{query}", **headers)
     assert response.status_code in (404, 406)
     assert response["Content-Type"] == "application/json" and "error" in response.json()
+
+
+def test_the_access_denied_answer_describes_the_required_permissions_header(schema):
+    response = schema["components"]["responses"]["AccessDeniedOrInvalidLicense"]
+    assert "X-Required-Permissions" in response["headers"]
 
 
 def test_it_is_a_valid_openapi_3_document(schema):
