@@ -39,6 +39,18 @@ class LicenceLimitReached(exceptions.Throttled):
     """The tenant's platform licence allows no more requests this period (tenants.throttling)."""
 
 
+class MissingPermissions(exceptions.PermissionDenied):
+    """The token lacks permission codes the view requires: a 403 with the contract's body, the
+    codes named in the `X-Required-Permissions` header (tokens.api.permissions)."""
+
+    def __init__(self, missing):
+        super().__init__()
+        self.missing = tuple(missing)
+
+
+REQUIRED_PERMISSIONS_HEADER = "X-Required-Permissions"
+
+
 def error_body(message: str, details=None) -> dict:
     body = {"error": message}
     if details is not None:
@@ -80,6 +92,8 @@ def api_exception_handler(exc, context):
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
     elif isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
         status, body = 403, error_body(ACCESS_DENIED)
+        if isinstance(exc, MissingPermissions):
+            headers[REQUIRED_PERMISSIONS_HEADER] = ",".join(exc.missing)
     elif isinstance(exc, (exceptions.NotFound, Http404)):
         status, body = 404, error_body(NOT_FOUND)
     elif isinstance(

@@ -92,6 +92,13 @@ ERROR_RESPONSES = {
         "the tenant's platform licence has expired.",
         "AccessDeniedError",
         "InvalidLicenseError",
+        headers={
+            errors.REQUIRED_PERMISSIONS_HEADER: {
+                "description": "With `Access denied`: the permission codes this operation needs "
+                "that the token lacks, comma-separated.",
+                "schema": {"type": "string", "example": "view_licenses"},
+            }
+        },
     ),
     "InvalidLicense": _response(
         "The tenant's platform licence has expired (every endpoint of the tenant).",

@@ -355,7 +355,7 @@ def _check_member_limit(user: AbstractUser, exclude: License | None = None) -> N
     if limit is None:
         return
     held = License.objects.filter(user=user, status=LicenseStatus.ACTIVE).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=clock.now())
+        unexpired(clock.now())
     )
     if exclude is not None and exclude.pk is not None:
         held = held.exclude(pk=exclude.pk)
@@ -597,6 +597,11 @@ def _storable_address(address: str | None) -> str | None:
 def _lookup_key(key: str) -> str:
     # A malformed key looks up a key that cannot exist, so it costs what an unknown one costs.
     return normalise_license_key(key) or UNMATCHABLE_KEY
+
+
+def unexpired(now: datetime) -> Q:
+    """Licences not expired at `now` (perpetual or expiring later), whatever their status."""
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
 
 
 def alive(now: datetime, prefix: str = "") -> Q:

@@ -10,6 +10,9 @@
   built from server answers are scrubbed of every secret the client knows.
 - Only HTTPS, except to the local machine (`localhost`, `*.localhost`, loopback addresses);
   redirects are never followed, so a bearer token never travels to another address.
+- `host_header` sends another Host than base_url's, e.g. `LicensingClient("http://127.0.0.1:8000",
+  host_header="demo.localhost:8000")` reaches the demo tenant where `*.localhost` does not
+  resolve; links the server builds for that host are followed on base_url.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -51,6 +55,8 @@ logger = logging.getLogger("licensing_client")
 DEFAULT_TOKEN_VARIABLE = "LICENSING_USER_TOKEN"
 # Renew the access token this long before the server would refuse it.
 EXPIRY_MARGIN = 60.0
+# A Host header: a DNS name or an IPv4 address, optionally with a port.
+HOST_HEADER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::\d{1,5})?")
 
 Json = dict[str, Any]
 
@@ -112,6 +118,7 @@ class LicensingClient:
         max_retries: int = 3,
         max_retry_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        host_header: str | None = None,
     ):
         parts = urllib.parse.urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -121,6 +128,13 @@ class LicensingClient:
                 "Plain HTTP is only allowed to the local machine; use https://"
             )
         self.base_url = f"{parts.scheme}://{parts.netloc}"
+        if host_header is not None and not HOST_HEADER.fullmatch(host_header):
+            raise ConfigurationError(f"host_header must be a host[:port], not {host_header!r}")
+        self.host_header = host_header
+        # Where the server's own links (a page's `next`) may point: base_url, or the host sent.
+        self._origins = {self.base_url}
+        if host_header is not None:
+            self._origins.add(f"{parts.scheme}://{host_header}")
         token = user_token if user_token is not None else os.environ.get(token_variable)
         self._user_token = Secret(token.strip()) if token and token.strip() else None
         self._token_variable = token_variable
@@ -247,9 +261,9 @@ class LicensingClient:
     def _url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             parts = urllib.parse.urlsplit(path)
-            if f"{parts.scheme}://{parts.netloc}" != self.base_url:
+            if f"{parts.scheme}://{parts.netloc}" not in self._origins:
                 raise TransportError("Refusing to follow a link to another origin")
-            return path
+            path = urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
         return self.base_url + "/" + path.lstrip("/")
 
     def _send(
@@ -265,6 +279,8 @@ class LicensingClient:
         # http(s) only: base_url is checked in __init__, absolute links in _url.
         request = urllib.request.Request(self._url(path), data=data, method=method)  # noqa: S310
         request.add_header("Accept", "application/json")
+        if self.host_header is not None:
+            request.add_header("Host", self.host_header)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         for name, value in (headers or {}).items():

@@ -12,3 +12,4 @@ class TenantsConfig(AppConfig):
 
         # One admin site serves the platform and every tenant; its pages name the product.
         admin.site.site_header = admin.site.site_title = "Licensing platform"
+        admin.site.site_url = "/v1/docs"  # "View site": the tenant's API documentation

@@ -44,7 +44,7 @@ UNCHANGED = object()
 class AdminAccount:
     username: str
     email: str
-    password: str
+    password: str | None  # None while not read yet: validate_admin then skips it
 
 
 def parse_expiry(value: str | None) -> datetime | None:
@@ -86,6 +86,15 @@ def validate_licence(request_limit: int, request_period: str) -> None:
 
 
 def validate_new_tenant(schema_name: str, domain: str) -> None:
+    """Refuse a schema name or a domain a new tenant cannot take; both are reported together."""
+    problems = all_problems(
+        lambda: validate_new_schema(schema_name), lambda: validate_new_domain(domain)
+    )
+    if problems:
+        raise ValidationError(problems)
+
+
+def validate_new_schema(schema_name: str) -> None:
     if not SCHEMA_NAME_RE.match(schema_name) or schema_name.startswith("pg_"):
         raise ValidationError(
             f"Invalid tenant {schema_name!r}: use lowercase letters, digits and underscores, "
@@ -95,9 +104,23 @@ def validate_new_tenant(schema_name: str, domain: str) -> None:
         raise ValidationError(f"The schema name {schema_name!r} is reserved.")
     if Tenant.objects.filter(schema_name=schema_name).exists() or schema_exists(schema_name):
         raise ValidationError(f"A tenant with schema {schema_name!r} already exists.")
+
+
+def validate_new_domain(domain: str) -> None:
     check_resolvable_domain(domain)
     if Domain.objects.filter(domain=domain).exists():
         raise ValidationError(f"The domain {domain!r} already belongs to a tenant.")
+
+
+def all_problems(*checks) -> list[str]:
+    """The messages of every check (a callable raising ValidationError) that fails, in order."""
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            problems.extend(exc.messages)
+    return problems
 
 
 def check_resolvable_domain(domain: str) -> None:
@@ -118,21 +141,64 @@ def check_resolvable_domain(domain: str) -> None:
 
 
 def validate_admin(account: AdminAccount) -> None:
-    User = get_user_model()
+    """Refuse a first administrator's username, email or password (not checked while None: not
+    read yet); all problems together."""
+    problems = all_problems(
+        lambda: _validate_admin_username(account.username),
+        lambda: _validate_admin_email(account.email),
+        lambda: _validate_admin_password(account),
+    )
+    if problems:
+        raise ValidationError(problems)
+
+
+def _validate_admin_username(username: str) -> None:
     try:
-        User._meta.get_field("username").run_validators(account.username)
+        get_user_model()._meta.get_field("username").run_validators(username)
     except ValidationError as exc:
         raise ValidationError(
-            f"Invalid admin username {account.username!r}: {' '.join(exc.messages)}"
+            f"Invalid admin username {username!r}: {' '.join(exc.messages)}"
         ) from None
-    if not account.username:
+    if not username:
         raise ValidationError("The admin username must not be empty.")
+
+
+def _validate_admin_password(account: AdminAccount) -> None:
+    if account.password is not None:
+        user = get_user_model()(username=account.username, email=account.email)
+        validate_password(account.password, user)
+
+
+def _validate_admin_email(email: str) -> None:
     try:
-        validate_email(account.email)
-        User._meta.get_field("email").run_validators(account.email)  # its length
+        validate_email(email)
+        get_user_model()._meta.get_field("email").run_validators(email)  # its length
     except ValidationError:
-        raise ValidationError(f"Invalid admin email {account.email[:80]!r}.") from None
-    validate_password(account.password, User(username=account.username, email=account.email))
+        raise ValidationError(f"Invalid admin email {email[:80]!r}.") from None
+
+
+def validate_tenant_name(name: str) -> None:
+    if not name.strip():
+        raise ValidationError("The tenant name must not be empty.")
+    Tenant._meta.get_field("name").run_validators(name.strip())
+
+
+def provisioning_problems(
+    *,
+    schema_name: str,
+    name: str,
+    domain: str,
+    admin: AdminAccount,
+    request_limit: int,
+    request_period: str,
+) -> list[str]:
+    """Every reason `provision_tenant` would refuse these inputs, not only the first."""
+    return all_problems(
+        lambda: validate_new_tenant(schema_name.strip(), domain.strip()),
+        lambda: validate_tenant_name(name),
+        lambda: validate_admin(admin),
+        lambda: validate_licence(request_limit, request_period),
+    )
 
 
 def ensure_public_tenant() -> Tenant:
@@ -161,16 +227,23 @@ def provision_tenant(
     """Create a tenant's schema, its domain, its first administrator, its platform licence and its
     first signing key.
 
-    Everything is validated first; if any later step fails, the tenant, its schema and its domain
-    are removed again, so a failed provisioning leaves nothing behind.
+    Everything is validated first (every problem reported in one ValidationError); if any later
+    step fails, the tenant, its schema and its domain are removed again, so a failed provisioning
+    leaves nothing behind.
     """
+    problems = provisioning_problems(
+        schema_name=schema_name,
+        name=name,
+        domain=domain,
+        admin=admin,
+        request_limit=request_limit,
+        request_period=request_period,
+    )
+    if admin.password is None:
+        problems.append("The admin password is missing.")
+    if problems:
+        raise ValidationError(problems)
     schema_name, domain = schema_name.strip(), domain.strip()
-    if not name.strip():
-        raise ValidationError("The tenant name must not be empty.")
-    Tenant._meta.get_field("name").run_validators(name.strip())
-    validate_new_tenant(schema_name, domain)
-    validate_licence(request_limit, request_period)
-    validate_admin(admin)
     ensure_public_tenant()
 
     tenant = Tenant(

@@ -217,6 +217,11 @@ class CustomerViewSet(ResourceViewSet):
     filters = {"external_id": (lambda: serializers.CharField(max_length=128), "external_id")}
 
 
+def expired_license_filter(expired: bool) -> Q:
+    unexpired = services.unexpired(clock.now())
+    return ~unexpired if expired else unexpired
+
+
 class LicenseViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_LICENSES,),
@@ -227,6 +232,8 @@ class LicenseViewSet(ResourceViewSet):
     queryset = License.objects.all()
     filters = {
         "status": (lambda: serializers.ChoiceField(choices=LicenseStatus.choices), "status"),
+        # Independent of `status`: an `active` licence past its expires_at is expired.
+        "expired": (serializers.BooleanField, expired_license_filter),
         "product": (object_id, "product_id"),
         "customer": (object_id, "customer_id"),
         "user": (object_id, "user_id"),

@@ -10,6 +10,8 @@ from tenants.models import Tenant
 
 MAX_ID = 2**63 - 1  # what a database id (bigint) holds
 MAX_DAYS = 100 * 366  # a century: further back or ahead no date computation needs to go
+# How a printed hint names a command to run: with the project's virtualenv (README, Start here).
+MANAGE_PY = ".venv/bin/python manage.py"
 
 
 def positive_int(value: str, maximum: int = MAX_ID) -> int:

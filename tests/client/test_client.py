@@ -274,6 +274,52 @@ def test_retries_after_the_wait_and_succeeds(live_tenant_server, settings):
 # --- Without a server
 
 
+@pytest.fixture
+def localhost_names_do_not_resolve(monkeypatch):
+    """The resolver of a machine that knows no *.localhost: only the Host header can name one."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".localhost"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_host_header_reaches_a_localhost_tenant_through_its_address(
+    live_tenant_server, committed_token, localhost_names_do_not_resolve
+):
+    created = [committed_token(["view_licenses"], name=f"host {n}")[0].pk for n in range(3)]
+    token, secret = committed_token(["edit_user_tokens", "view_licenses"])
+    with pytest.raises(TransportError):
+        LicensingClient(live_tenant_server.url, secret).me()
+    client = LicensingClient(
+        live_tenant_server.address_url, secret, host_header=live_tenant_server.host_header
+    )
+    assert client.me()["id"] == token.pk
+    # Pages' `next` links name the tenant's host; they are followed on the address.
+    seen = [item["id"] for item in client.user_tokens(limit=1)]
+    assert set(created) <= set(seen) and len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize("host", ["", "demo.localhost\r\nX-Evil: 1", "a b", "demo.localhost:80:80"])
+def test_a_malformed_host_header_is_refused(host):
+    with pytest.raises(ConfigurationError, match="host_header"):
+        LicensingClient("http://127.0.0.1:8000", "x", host_header=host)
+
+
+def test_host_header_links_go_to_the_address_and_no_other_origin():
+    client = LicensingClient("http://127.0.0.1:8000", "x", host_header="demo.localhost:8000")
+    assert client._url("http://demo.localhost:8000/v1/licenses?cursor=abc") == (
+        "http://127.0.0.1:8000/v1/licenses?cursor=abc"
+    )
+    with pytest.raises(TransportError):
+        client._url("http://other.localhost:8000/v1/licenses?cursor=abc")
+
+
 def test_plain_http_to_a_remote_host_is_refused():
     with pytest.raises(ConfigurationError, match="https"):
         LicensingClient("http://licensing.example.com", "x")

@@ -169,7 +169,6 @@ def test_non_numeric_content_length_is_not_a_crash(client):
     "path",
     [
         "/v1",
-        "/v1/",
         "/v1/nothing-here",
         "/v1/auth/token/",
         "/v1/auth/me/",
@@ -181,6 +180,12 @@ def test_non_numeric_content_length_is_not_a_crash(client):
 def test_unknown_route_is_404(client, path, method):
     response = getattr(client, method)(path)
     assert_body(response, 404, {"error": "Not found"})
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_the_api_index_only_answers_get(client, method):
+    response = getattr(client, method)("/v1/")
+    assert_body(response, 405, {"error": "Method not allowed"})
 
 
 @pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])

@@ -20,6 +20,7 @@ from tests.licensing.factories import (
     only_in,
     patch,
     post,
+    set_license_dates,
 )
 from tokens.catalogue import Permission as P
 
@@ -407,9 +408,43 @@ def test_licence_filters(api_client, plan):
     assert ids("product=999999999") == []
 
 
+def test_expired_filter_is_independent_of_the_status(api_client, plan):
+    client = api_client("alpha", [P.VIEW_LICENSES])
+    with schema_context("alpha"):
+        current, perpetual, lapsed, lapsed_suspended = (
+            make_license(plan),
+            make_license(plan),
+            make_license(plan),
+            make_license(plan, status="suspended"),
+        )
+        set_license_dates(current, starts_in_days=-1, expires_in_days=1)
+        set_license_dates(perpetual, starts_in_days=-1, expires_in_days=None)
+        set_license_dates(lapsed, starts_in_days=-10, expires_in_days=-1)
+        set_license_dates(lapsed_suspended, starts_in_days=-10, expires_in_days=-1)
+
+    def ids(query):
+        response = client.get(f"/v1/licenses?product={plan.product_id}&{query}")
+        assert response.status_code == 200, response.content
+        return sorted(item["id"] for item in response.json()["results"])
+
+    assert ids("expired=true") == sorted([lapsed.pk, lapsed_suspended.pk])
+    assert ids("expired=false") == sorted([current.pk, perpetual.pk])
+    # `status=active` alone still lists an active licence past its expiry (documented).
+    assert ids("status=active") == sorted([current.pk, perpetual.pk, lapsed.pk])
+    assert ids("status=active&expired=false") == sorted([current.pk, perpetual.pk])
+
+
 @pytest.mark.parametrize(
     "query",
-    ["status=expired", "product=abc", "product=0", "customer=-1", "user=1.5", f"user={2**70}"],
+    [
+        "status=expired",
+        "expired=maybe",
+        "product=abc",
+        "product=0",
+        "customer=-1",
+        "user=1.5",
+        f"user={2**70}",
+    ],
 )
 def test_bad_filter_values_are_invalid(api_client, query):
     client = api_client("alpha", [P.VIEW_LICENSES])

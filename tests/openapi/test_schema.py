@@ -37,7 +37,7 @@ TOKEN_FREE = {
     ("get", "/v1/licenses/revocations"),
     ("get", "/v1/signing-keys"),
 }
-NOT_OPERATIONS = {"/v1/schema", "/v1/docs"}
+NOT_OPERATIONS = {"/v1/", "/v1/schema", "/v1/docs"}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,82 @@ def test_served_without_a_token_as_yaml_and_json(alpha_client, beta_client):
     assert description["openapi"].startswith("3.")
     as_json = beta_client.get("/v1/schema?format=json")
     assert as_json.status_code == 200 and json.loads(as_json.content) == description
+
+
+def test_the_api_root_is_a_token_free_index_linking_docs_and_schema(alpha_client):
+    response = alpha_client.get("/v1/", HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert response.status_code == 200
+    assert response.json() == {
+        "name": "Licensing platform API",
+        "version": "1",
+        "links": {"docs": "/v1/docs", "schema": "/v1/schema"},
+    }
+    for link in response.json()["links"].values():
+        assert alpha_client.get(link).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["nobody.localhost", "localhost"])
+def test_the_index_is_only_a_tenants(db, host):
+    from django.test import Client
+
+    response = Client(HTTP_HOST=host).get("/v1/")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
+@pytest.mark.parametrize("path", ["/v1", "/v1/nothing", "/v1/licenses/nothing/here"])
+def test_other_unknown_api_routes_still_answer_json_404(alpha_client, path):
+    response = alpha_client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
+def test_the_admins_view_site_link_goes_to_the_api_docs(admin_client):
+    page = admin_client.get("/admin/")
+    assert page.status_code == 200
+    assert 'href="/v1/docs"' in page.content.decode()
+
+
+def test_the_licence_list_describes_its_expired_filter(schema):
+    parameters = schema["paths"]["/v1/licenses"]["get"]["parameters"]
+    (expired,) = [p for p in parameters if p["name"] == "expired"]
+    assert expired["in"] == "query" and expired["schema"]["type"] == "boolean"
+
+
+@pytest.mark.parametrize(
+    ("query", "accept", "content_type"),
+    [
+        ("?format=json", None, "application/json"),
+        ("", "application/json", "application/json"),
+        ("", "application/vnd.oai.openapi+json", "application/vnd.oai.openapi+json"),
+        ("?format=yaml", None, "application/vnd.oai.openapi"),
+        ("", "application/yaml", "application/yaml"),
+        ("", "text/html,application/xhtml+xml,*/*;q=0.8", "application/vnd.oai.openapi"),
+    ],
+)
+def test_json_or_yaml_by_accept_or_format(alpha_client, query, accept, content_type):
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = alpha_client.get(f"/v1/schema{query}", **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"].split(";")[0] == content_type
+    if "json" in content_type:
+        description = json.loads(response.content)
+    else:
+        description = yaml.safe_load(response.content)
+    assert description["info"]["title"] == "Licensing platform API"
+
+
+@pytest.mark.parametrize(("query", "accept"), [("?format=xml", None), ("", "application/xml")])
+def test_a_format_it_does_not_have_is_a_json_error(alpha_client, query, accept):
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = alpha_client.get(f"/v1/schema{query}", **headers)
+    assert response.status_code in (404, 406)
+    assert response["Content-Type"] == "application/json" and "error" in response.json()
+
+
+def test_the_access_denied_answer_describes_the_required_permissions_header(schema):
+    response = schema["components"]["responses"]["AccessDeniedOrInvalidLicense"]
+    assert "X-Required-Permissions" in response["headers"]
 
 
 def test_it_is_a_valid_openapi_3_document(schema):

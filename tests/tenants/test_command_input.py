@@ -129,3 +129,25 @@ def test_commands_print_token_names_and_alert_messages_escaped(make_user_token):
         assert "\x1b" not in output and "\u202e" not in output and "\x9b" not in output
         assert "\x07" not in output and "\r" not in output
     assert json.loads(outputs[1])["tokens"]
+
+
+# --- commands name the commands they suggest with the project's interpreter
+
+SUGGESTED = ".venv/bin/python manage.py"
+
+
+def test_an_unknown_token_points_to_audit_tokens_with_the_venv_python():
+    with pytest.raises(CommandError) as refused:
+        run("refresh_user_token", "999999", "--tenant", "alpha")
+    assert f"{SUGGESTED} audit_tokens --tenant alpha" in str(refused.value)
+
+
+def test_the_demo_and_cull_machines_suggest_the_venv_python():
+    from django.core.management import load_command_class
+
+    from tenants.management.commands.demo import ready_text
+
+    assert f"{SUGGESTED} createsuperuser" in ready_text(8000, "pw")
+    assert f"{SUGGESTED} cull_machines --all-tenants" in (
+        load_command_class("licensing", "cull_machines").help
+    )

@@ -76,6 +76,58 @@ def test_bad_expiry_and_weak_password_are_refused(monkeypatch):
     assert not schema_exists("gamma")
 
 
+def test_every_bad_input_is_reported_at_once(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "123")
+    out = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "provision_tenant",
+            *("--tenant", "Bad-Name", "--name", " ", "--domain", "alpha.localhost"),
+            *("--admin-username", "gina", "--admin-email", "not-an-email"),
+            *("--expires", "2027-02-30"),
+            stdout=out,
+        )
+    message = str(refused.value)
+    for problem in (
+        "Invalid expiry",
+        "Invalid tenant 'Bad-Name'",
+        "already belongs",
+        "name must not be empty",
+        "Invalid admin email",
+        "too short",
+    ):
+        assert problem in message, problem
+    assert not schema_exists("gamma") and not Tenant.objects.filter(name=" ").exists()
+
+
+def test_a_missing_password_is_listed_with_the_other_problems(monkeypatch):
+    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD")
+    with pytest.raises(CommandError) as refused:
+        provision(domain="Gamma.localhost")
+    assert "DJANGO_SUPERUSER_PASSWORD" in str(refused.value)
+    assert "use lower case" in str(refused.value)
+    assert not schema_exists("gamma")
+
+
+@pytest.mark.parametrize(
+    ("extra", "url"),
+    [
+        ((), "http://gamma.localhost/admin/"),
+        (("--port", "8000"), "http://gamma.localhost:8000/admin/"),
+        (("--port", "80"), "http://gamma.localhost/admin/"),
+    ],
+)
+def test_the_admin_url_printed_carries_the_port(extra, url):
+    assert f"ready at {url} " in provision(*extra)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http"])
+def test_a_bad_port_is_refused(port):
+    with pytest.raises(CommandError):
+        provision("--port", port)
+    assert not schema_exists("gamma")
+
+
 def test_missing_password_without_a_terminal_is_an_error(monkeypatch):
     monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD")
     with pytest.raises(CommandError, match="DJANGO_SUPERUSER_PASSWORD"):
@@ -109,6 +161,30 @@ def test_set_tenant_license_changes_only_what_is_given(tenant_alpha):
     call_command("set_tenant_license", "--tenant", "alpha", "--expires", "never", stdout=out)
     tenant_alpha.refresh_from_db()
     assert tenant_alpha.expires_at is None
+
+
+def test_an_expiry_in_the_past_needs_force(tenant_alpha):
+    before = tenant_alpha.expires_at
+    with pytest.raises(CommandError, match="--force"):
+        call_command("set_tenant_license", "--tenant", "alpha", "--expires", "2020-01-01")
+    tenant_alpha.refresh_from_db()
+    assert tenant_alpha.expires_at == before
+    out = io.StringIO()
+    try:
+        call_command(
+            "set_tenant_license",
+            "--tenant",
+            "alpha",
+            "--expires",
+            "2020-01-01",
+            "--force",
+            stdout=out,
+        )
+        tenant_alpha.refresh_from_db()
+        assert tenant_alpha.expires_at.year == 2020 and "expires 2020-01-02" in out.getvalue()
+    finally:  # through the command, so the tenant cache hears of it
+        restore = before.isoformat() if before else "never"
+        call_command("set_tenant_license", "--tenant", "alpha", "--expires", restore, stdout=out)
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,29 @@ def test_access_token_works_and_reads_permissions_as_they_are_now(api_client):
     assert client.get("/v1/auth/me").json()["permissions"] == ["view_users"]
 
 
+@pytest.mark.parametrize(
+    ("granted", "method", "path", "named"),
+    [
+        (["view_users"], "get", "/v1/user-tokens", "edit_user_tokens"),
+        (["view_users"], "post", "/v1/users", "create_users"),
+        (["view_products"], "get", "/v1/licenses", "view_licenses"),
+        (["view_webhooks"], "post", "/v1/webhooks", "edit_webhooks"),
+    ],
+)
+def test_a_403_names_the_missing_permissions_in_a_header(api_client, granted, method, path, named):
+    client = api_client("alpha", granted)
+    response = getattr(client, method)(path, {}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json() == {"error": "Access denied"}
+    assert response["X-Required-Permissions"] == named
+
+
+def test_an_allowed_request_names_no_permissions(api_client):
+    response = api_client("alpha", ["view_users"]).get("/v1/users")
+    assert response.status_code == 200
+    assert "X-Required-Permissions" not in response
+
+
 def test_me_describes_the_token_and_the_tenants_allowance(api_client, tenant_alpha):
     client = api_client("alpha", ["view_users"], name="crm sync")
     first = client.get("/v1/auth/me")

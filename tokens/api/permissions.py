@@ -11,11 +11,13 @@ A view says, per HTTP method, which permission codes of the catalogue it needs::
 
 A method missing from the map is denied. The token's permissions are read as they are now
 (`request.auth.permissions`, set by the access-token authentication), so removing a checkbox takes
-effect on the next request.
+effect on the next request. A refusal names the codes the token lacks in the
+`X-Required-Permissions` header (the body stays the contract's `{"error": "Access denied"}`).
 """
 
 from rest_framework.permissions import BasePermission
 
+from config.errors import MissingPermissions
 from tokens import signals
 from tokens.api.authentication import refuse
 from tokens.catalogue import ALL_PERMISSIONS
@@ -37,7 +39,8 @@ def required_for(view, method: str) -> tuple[str, ...] | None:
 
 
 class HasTokenPermissions(BasePermission):
-    """Allow a request only if its access token holds every permission its method requires."""
+    """Allow a request only if its access token holds every permission its method requires;
+    otherwise MissingPermissions names the codes it lacks."""
 
     def has_permission(self, request, view) -> bool:
         granted = getattr(request.auth, "permissions", None)
@@ -58,7 +61,7 @@ class HasTokenPermissions(BasePermission):
                 method=request.method,
                 path=request.path,
             )
-            return False
+            raise MissingPermissions(missing)
         signals.token_used.send(
             HasTokenPermissions,
             request=request,

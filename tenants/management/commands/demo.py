@@ -10,12 +10,23 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django_tenants.utils import tenant_context
 
+from tenants.management.base import MANAGE_PY
 from tenants.models import Tenant
 from tenants.services import AdminAccount, ensure_public_tenant, provision_tenant
 
 DEMO_SCHEMA = "demo"
 DEMO_DOMAIN = "demo.localhost"
 DEMO_ADMIN = "admin"
+
+
+def ready_text(port: int, password: str) -> str:
+    base = f"http://{DEMO_DOMAIN}:{port}"
+    return (
+        f"  Tenant admin:   {base}/admin/   user {DEMO_ADMIN!r}, password {password!r}\n"
+        f"  REST API:       {base}/v1/\n"
+        f"  Platform admin: http://{settings.PUBLIC_DOMAIN}:{port}/admin/ "
+        f"(create an operator with: {MANAGE_PY} createsuperuser)\n"
+    )
 
 
 class Command(BaseCommand):
@@ -39,14 +50,7 @@ class Command(BaseCommand):
         self.load_sample_data(tenant, options["port"])
 
         port = options["port"]
-        base = f"http://{DEMO_DOMAIN}:{port}"
-        self.stdout.write(
-            self.style.SUCCESS("\nThe demo is ready.\n")
-            + f"  Tenant admin:   {base}/admin/   user {DEMO_ADMIN!r}, password {password!r}\n"
-            + f"  REST API:       {base}/v1/\n"
-            + f"  Platform admin: http://{settings.PUBLIC_DOMAIN}:{port}/admin/ "
-            + "(create an operator with: python manage.py createsuperuser)\n"
-        )
+        self.stdout.write(self.style.SUCCESS("\nThe demo is ready.\n") + ready_text(port, password))
         if not options["no_serve"]:
             self.serve(tenant, port)
 

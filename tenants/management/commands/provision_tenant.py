@@ -6,7 +6,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.management.base import positive_int, validation_message
 from tenants.models import RequestPeriod
-from tenants.services import AdminAccount, parse_expiry, provision_tenant
+from tenants.services import AdminAccount, parse_expiry, provision_tenant, provisioning_problems
+
+MAX_PORT = 65535
 
 
 class Command(BaseCommand):
@@ -30,31 +32,55 @@ class Command(BaseCommand):
         parser.add_argument(
             "--expires", default=None, metavar="DATE", help="Licence end (YYYY-MM-DD) or 'never'."
         )
+        parser.add_argument(
+            "--port",
+            type=lambda value: positive_int(value, MAX_PORT),
+            default=None,
+            help="The port the domain is served on, for the admin URL printed (e.g. 8000).",
+        )
 
     def handle(self, *args, **options):
-        try:
-            expires_at = parse_expiry(options["expires"])
-            tenant = provision_tenant(
-                schema_name=options["tenant"],
-                name=options["name"],
-                domain=options["domain"],
-                admin=AdminAccount(
-                    username=options["admin_username"],
-                    email=options["admin_email"],
-                    password=self.admin_password(options),
-                ),
-                request_limit=options["request_limit"],
-                request_period=options["request_period"],
-                expires_at=expires_at,
+        problems = []
+        expires_at = self.checked(problems, parse_expiry, options["expires"])
+        password = self.checked(problems, self.admin_password, options)
+        inputs = {
+            "schema_name": options["tenant"],
+            "name": options["name"],
+            "domain": options["domain"],
+            # No password yet (its problem is listed already): the others are still checked.
+            "admin": AdminAccount(options["admin_username"], options["admin_email"], password),
+            "request_limit": options["request_limit"],
+            "request_period": options["request_period"],
+        }
+        problems += provisioning_problems(**inputs)
+        if problems:
+            raise CommandError(
+                f"Cannot provision {options['tenant']!r}:\n"
+                + "\n".join(f"- {problem}" for problem in problems)
             )
-        except ValidationError as exc:
+        try:
+            tenant = provision_tenant(**inputs, expires_at=expires_at)
+        except ValidationError as exc:  # e.g. the domain was taken in the meantime
             raise CommandError(validation_message(exc)) from None
+        port = options["port"]
+        host = options["domain"] if port in (None, 80) else f"{options['domain']}:{port}"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Tenant {tenant.schema_name!r} ready at http://{options['domain']}/admin/ "
+                f"Tenant {tenant.schema_name!r} ready at http://{host}/admin/ "
                 f"(admin {options['admin_username']!r})."
             )
         )
+
+    @staticmethod
+    def checked(problems: list[str], read, *args):
+        """`read(*args)`, or None with its error's messages added to `problems`."""
+        try:
+            return read(*args)
+        except ValidationError as exc:
+            problems.extend(exc.messages)
+        except CommandError as exc:
+            problems.append(str(exc))
+        return None
 
     def admin_password(self, options) -> str:
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")

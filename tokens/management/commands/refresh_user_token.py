@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from tenants.management.base import TenantCommand, positive_int
+from tenants.management.base import MANAGE_PY, TenantCommand, positive_int
 from tokens import services
 from tokens.management.output import printable
 from tokens.models import UserToken
@@ -24,7 +24,7 @@ class Command(TenantCommand):
         if token is None:
             raise CommandError(
                 f"No User Token {options['token_id']} in tenant {tenant.schema_name!r} "
-                f"(see manage.py audit_tokens --tenant {tenant.schema_name})."
+                f"(see {MANAGE_PY} audit_tokens --tenant {tenant.schema_name})."
             )
         secret = services.refresh_user_token(token, via="command")
         self.stderr.write(
