@@ -29,6 +29,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from tenants.models import Tenant
+from tenants.signing_keys import current_signer
 from webhooks import targets
 from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -228,17 +230,25 @@ def retry_delay(attempts_made: int) -> float | None:
 
 
 def signed_headers(endpoint: WebhookEndpoint, event: WebhookEvent, body: str) -> dict[str, str]:
+    """Standard Webhooks headers: a `v1` HMAC signature per live secret of the endpoint, and a
+    `v1a` Ed25519 signature by the tenant's current signing key (its kid in `webhook-key-id`;
+    the public key is in GET /v1/signing-keys), over the same `{id}.{timestamp}.{body}`."""
     moment = timezone.now()
     signatures = [
         Webhook(secret).sign(msg_id=event.message_id, timestamp=moment, data=body)
         for secret in endpoint.signing_secrets(moment)
     ]
+    timestamp = str(int(moment.timestamp()))
+    signer = current_signer(Tenant.objects.get(schema_name=connection.schema_name))
+    signed = signer.sign(f"{event.message_id}.{timestamp}.{body}".encode())
+    signatures.append("v1a," + base64.b64encode(signed).decode())
     return {
         "Content-Type": "application/json",
         "User-Agent": "licensing-platform-webhooks/1",
         "webhook-id": event.message_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-timestamp": timestamp,
         "webhook-signature": " ".join(signatures),
+        "webhook-key-id": signer.kid,
     }
 
 

@@ -1,16 +1,21 @@
 """Events are written with the change (the outbox), signed the Standard Webhooks way, and retried
 on a schedule; no worker here (tests/webhooks/test_delivery.py runs real ones)."""
 
+import base64
 import json
 from datetime import timedelta
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from licensing import services as licensing
 from licensing.models import LicenseStatus
+from tenants.models import Tenant
+from tenants.signing_keys import jwks
 from tests.licensing.factories import make_license, make_plan
 from tests.servers import free_port
 from tokens import alerts
@@ -169,7 +174,7 @@ def test_a_rotated_secret_signs_alongside_the_new_one_for_a_day(endpoint):
     event = services.emit_event("license.created", {"license": {"id": 1}})
     body = '{"a":1}'
     headers = services.signed_headers(endpoint, event, body)
-    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert [s.split(",")[0] for s in headers["webhook-signature"].split(" ")] == ["v1", "v1", "v1a"]
     assert Webhook(old).verify(body, headers) == {"a": 1}
     assert Webhook(new).verify(body, headers) == {"a": 1}
 
@@ -178,10 +183,25 @@ def test_a_rotated_secret_signs_alongside_the_new_one_for_a_day(endpoint):
     )
     endpoint.refresh_from_db()
     headers = services.signed_headers(endpoint, event, body)
-    assert len(headers["webhook-signature"].split(" ")) == 1
+    assert [s.split(",")[0] for s in headers["webhook-signature"].split(" ")] == ["v1", "v1a"]
     Webhook(new).verify(body, headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(old).verify(body, headers)
+
+
+def test_deliveries_carry_the_tenants_ed25519_signature(endpoint):
+    """Verified with the public key the tenant publishes (its JWKS), not with any shared secret."""
+    event = services.emit_event("license.created", {"license": {"id": 1}})
+    body = '{"a":1}'
+    headers = services.signed_headers(endpoint, event, body)
+    [asymmetric] = [s for s in headers["webhook-signature"].split(" ") if s.startswith("v1a,")]
+    [key] = [k for k in jwks(Tenant.objects.get(schema_name="alpha"))["keys"]
+             if k["kid"] == headers["webhook-key-id"]]  # fmt: skip
+    public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(key["x"] + "=="))
+    content = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.{body}".encode()
+    public.verify(base64.b64decode(asymmetric[4:]), content)  # raises if it does not verify
+    with pytest.raises(InvalidSignature):
+        public.verify(base64.b64decode(asymmetric[4:]), content.replace(b'"a":1', b'"a":2'))
 
 
 def test_the_retry_schedule_spans_about_two_days(settings):
