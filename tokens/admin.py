@@ -6,13 +6,9 @@ A new secret is shown once, on the page the POST that made it redirects to (Secr
 in the messages, the admin history or a log, and never again on a reload.
 """
 
-import secrets
-import time
-import uuid
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
@@ -25,6 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from tenants import secret_handoff
 from tenants.admin import SchemaScopedAdmin, available_on_current_schema
 from tokens import services
 from tokens.forms import UserTokenAddForm, UserTokenForm
@@ -35,75 +32,12 @@ EDITABLE_FIELDS = ("name", "permissions", "expires_at", "allowed_ips")
 UNSEARCHABLE_FIELDS = frozenset({"digest", "key_id"})
 
 
-class SecretHandoff:
-    """Carries a new secret from the POST that made it to the one GET that shows it
-    (POST-redirect-GET), so a reload never creates or refreshes again and shows nothing.
-
-    The session (stored server side) holds only the secret XOR a random one-time pad; the pad
-    travels in a short-lived HttpOnly cookie limited to that token's secret page. Neither reveals
-    the secret alone; the GET that shows it removes both, and after MAX_AGE seconds it is gone.
-    """
-
-    SESSION_KEY = "user_token_new_secrets"
-    MAX_AGE = 300
+class SecretHandoff(secret_handoff.SecretHandoff):
+    """A User Token's new secret, on its way to the token's secret page."""
 
     def __init__(self, token_id: int):
-        self.token_id = str(token_id)
-        self.path = reverse("admin:tokens_usertoken_secret", args=[token_id])
-        self.cookie = f"user_token_pad_{token_id}"
-
-    def _pending(self, request) -> dict:
-        now = time.time()
-        pending = request.session.get(self.SESSION_KEY, {})
-        return {key: entry for key, entry in pending.items() if entry["until"] > now}
-
-    def _keep(self, request, pending: dict) -> None:
-        if pending:
-            request.session[self.SESSION_KEY] = pending
-        else:
-            request.session.pop(self.SESSION_KEY, None)
-
-    def redirect(self, request, secret: str, *, refreshed: bool):
-        """The answer to the POST: remember the masked secret, send the browser to its page."""
-        pad = secrets.token_bytes(16)
-        masked = bytes(a ^ b for a, b in zip(uuid.UUID(secret).bytes, pad, strict=True))
-        pending = self._pending(request)
-        pending[self.token_id] = {
-            "masked": masked.hex(),
-            "refreshed": refreshed,
-            "until": time.time() + self.MAX_AGE,
-        }
-        self._keep(request, pending)
-        response = HttpResponseRedirect(self.path)
-        response.set_cookie(
-            self.cookie,
-            pad.hex(),
-            max_age=self.MAX_AGE,
-            path=self.path,
-            secure=settings.SESSION_COOKIE_SECURE,
-            httponly=True,
-            samesite="Strict",
-        )
-        response["Cache-Control"] = "no-store"
-        return response
-
-    def take(self, request) -> tuple[str, bool] | None:
-        """(secret, refreshed) once; None when it was shown already, expired or never made here."""
-        pending = self._pending(request)
-        entry = pending.pop(self.token_id, None)
-        self._keep(request, pending)
-        try:
-            pad = bytes.fromhex(request.COOKIES.get(self.cookie, ""))
-            masked = bytes.fromhex(entry["masked"]) if entry else b""
-        except ValueError:
-            return None
-        if entry is None or len(pad) != len(masked):
-            return None
-        secret = uuid.UUID(bytes=bytes(a ^ b for a, b in zip(masked, pad, strict=True)))
-        return str(secret), entry["refreshed"]
-
-    def forget(self, response) -> None:
-        response.delete_cookie(self.cookie, path=self.path, samesite="Strict")
+        path = reverse("admin:tokens_usertoken_secret", args=[token_id])
+        super().__init__("user_token", token_id, path)
 
 
 class ExpiryFilter(admin.SimpleListFilter):
@@ -448,8 +382,8 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             )
             response = HttpResponseRedirect(change_url(token))
         else:
-            secret, refreshed = taken
-            response = self.secret_response(request, token, secret, refreshed=refreshed)
+            secret, facts = taken
+            response = self.secret_response(request, token, secret, refreshed=facts["refreshed"])
         handoff.forget(response)
         return response
 

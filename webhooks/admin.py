@@ -5,11 +5,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from tenants import secret_handoff
 from tenants.admin import SchemaScopedAdmin
 from webhooks import services, targets
 from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
@@ -17,6 +18,14 @@ from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
 # The request attribute that carries a new secret from save_model to response_add (same request).
 _NEW_SECRET = "_webhook_new_secret"
 EDITABLE_FIELDS = ("url", "description", "events", "active")
+
+
+class SecretHandoff(secret_handoff.SecretHandoff):
+    """An endpoint's new signing secret, on its way to the endpoint's secret page."""
+
+    def __init__(self, endpoint_id: int):
+        path = reverse("admin:webhooks_webhookendpoint_secret", args=[endpoint_id])
+        super().__init__("webhook", endpoint_id, path)
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -90,7 +99,7 @@ class WebhookEndpointAdmin(SchemaScopedAdmin, admin.ModelAdmin):
         secret = getattr(request, _NEW_SECRET, None)
         if secret is None:  # pragma: no cover (save_model always sets it)
             return super().response_add(request, obj, post_url_continue)
-        return self.secret_response(request, obj, secret, rotated=False)
+        return SecretHandoff(obj.pk).redirect(request, secret, rotated=False)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if add:
@@ -106,6 +115,11 @@ class WebhookEndpointAdmin(SchemaScopedAdmin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.rotate_view),
                 name="webhooks_webhookendpoint_rotate",
             ),
+            path(
+                "<path:object_id>/secret/",
+                self.admin_site.admin_view(self.secret_view),
+                name="webhooks_webhookendpoint_secret",
+            ),
             *super().get_urls(),
         ]
 
@@ -118,7 +132,7 @@ class WebhookEndpointAdmin(SchemaScopedAdmin, admin.ModelAdmin):
         if request.method == "POST":
             secret = services.rotate_secret(endpoint)
             self.log_change(request, endpoint, "Rotated the signing secret.")
-            return self.secret_response(request, endpoint, secret, rotated=True)
+            return SecretHandoff(endpoint.pk).redirect(request, secret, rotated=True)
         context = {
             **self.admin_site.each_context(request),
             "title": "Rotate the signing secret?",
@@ -129,6 +143,31 @@ class WebhookEndpointAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             "overlap_hours": int(services.SECRET_OVERLAP.total_seconds() // 3600),
         }
         return TemplateResponse(request, self.rotate_confirmation_template, context)
+
+    def secret_view(self, request, object_id):
+        """The one page that ever shows a signing secret, once: the GET after Add or Rotate."""
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        endpoint = self.get_object(request, unquote(object_id))
+        if endpoint is None:
+            raise Http404("No such webhook endpoint.")
+        handoff = SecretHandoff(endpoint.pk)
+        taken = handoff.take(request)
+        if taken is None:
+            self.message_user(
+                request,
+                "A signing secret is shown only once, right after it is made. If it was lost, "
+                "rotate it to issue a new one.",
+                messages.WARNING,
+            )
+            response = HttpResponseRedirect(
+                reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk])
+            )
+        else:
+            secret, facts = taken
+            response = self.secret_response(request, endpoint, secret, rotated=facts["rotated"])
+        handoff.forget(response)
+        return response
 
     def secret_response(self, request, endpoint, secret: str, *, rotated: bool):
         """The one page that ever shows a signing secret: rendered in the response, stored in the

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django_tenants.utils import schema_context
 
+from tests.conftest import TENANTS, TenantClient
 from tests.licensing.factories import PUBLIC_WEBHOOK_URL
 from webhooks import services
 from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
@@ -26,9 +27,12 @@ def test_adding_an_endpoint_shows_its_secret_once(admin_client):
         ADD_URL,
         {"url": PUBLIC_WEBHOOK_URL, "events": [EventType.LICENSE_REVOKED], "active": "on"},
     )
-    assert answer.status_code == 200, answer.content[:500]
-    assert "no-store" in answer["Cache-Control"]
-    [secret] = set(SECRET.findall(answer.content.decode()))
+    assert answer.status_code == 302, answer.content[:500]  # POST-redirect-GET
+    assert not SECRET.search(answer.content.decode())
+    shown = admin_client.get(answer["Location"])
+    assert shown.status_code == 200
+    assert "no-store" in shown["Cache-Control"]
+    [secret] = set(SECRET.findall(shown.content.decode()))
     with schema_context("alpha"):
         endpoint = WebhookEndpoint.objects.get()
         assert endpoint.secret == secret
@@ -39,6 +43,29 @@ def test_adding_an_endpoint_shows_its_secret_once(admin_client):
     assert page.status_code == 200
     assert secret not in page.content.decode()
     assert endpoint.secret_hint in page.content.decode()
+
+
+def test_a_reload_of_the_secret_page_neither_shows_it_again_nor_makes_another(admin_client):
+    answer = admin_client.post(ADD_URL, {"url": PUBLIC_WEBHOOK_URL, "active": "on"})
+    secret_url = answer["Location"]
+    assert SECRET.search(admin_client.get(secret_url).content.decode())
+    again = admin_client.get(secret_url)
+    assert again.status_code == 302
+    warning = admin_client.get(again["Location"]).content.decode()
+    assert "shown only once" in warning and not SECRET.search(warning)
+    assert admin_client.post(secret_url).status_code == 405
+    with schema_context("alpha"):
+        assert WebhookEndpoint.objects.count() == 1
+
+
+def test_another_session_of_the_same_administrator_sees_no_secret(
+    admin_client, tenant_alpha, admin_password
+):
+    answer = admin_client.post(ADD_URL, {"url": PUBLIC_WEBHOOK_URL, "active": "on"})
+    other = TenantClient(tenant_alpha, TENANTS["alpha"])
+    assert other.login(username="alpha-admin", password=admin_password)
+    assert other.get(answer["Location"]).status_code == 302
+    assert SECRET.search(admin_client.get(answer["Location"]).content.decode())
 
 
 def test_an_internal_url_is_refused_by_the_form(admin_client):
@@ -56,8 +83,8 @@ def test_rotate_shows_the_new_secret_and_keeps_the_old_one_for_a_day(admin_clien
     confirm = admin_client.get(url)
     assert confirm.status_code == 200 and not SECRET.search(confirm.content.decode())
     answer = admin_client.post(url)
-    assert answer.status_code == 200
-    [new] = set(SECRET.findall(answer.content.decode()))
+    assert answer.status_code == 302
+    [new] = set(SECRET.findall(admin_client.get(answer["Location"]).content.decode()))
     assert new != old
     with schema_context("alpha"):
         endpoint.refresh_from_db()
