@@ -70,6 +70,14 @@ class PermissionCheckboxes(forms.CheckboxSelectMultiple):
         return False
 
 
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+
+def _unmapped(network: ipaddress.IPv6Network) -> ipaddress.IPv4Network:
+    first = network.network_address.ipv4_mapped
+    return ipaddress.ip_network(f"{first}/{network.prefixlen - 96}")
+
+
 class NetworkListField(forms.Field):
     """CIDR networks (IPv4 or IPv6), one per line or comma-separated; stored in canonical form."""
 
@@ -103,6 +111,10 @@ class NetworkListField(forms.Field):
                     )
                 else:
                     errors.append(f"“{item}” has host bits set; did you mean {loose}?")
+                continue
+            if network.version == 6 and network.subnet_of(IPV4_MAPPED):
+                # Clients are matched by their IPv4 address (config.client_address), never mapped.
+                errors.append(f"“{item}” is an IPv4-mapped range; list it as {_unmapped(network)}.")
                 continue
             if str(network) not in networks:
                 networks.append(str(network))

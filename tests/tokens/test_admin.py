@@ -329,6 +329,24 @@ def test_add_form_validation_errors(admin_client, owner):
         assert UserToken.objects.count() == before
 
 
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("::ffff:10.0.0.0/104", "is an IPv4-mapped range; list it as 10.0.0.0/8."),
+        ("::ffff:192.0.2.7", "is an IPv4-mapped range; list it as 192.0.2.7/32."),
+    ],
+)
+def test_an_ipv4_mapped_network_is_refused_with_its_ipv4_form(admin_client, owner, entry, message):
+    # Clients are matched by their IPv4 address, so a mapped entry would never match anything.
+    with schema_context("alpha"):
+        before = UserToken.objects.count()
+    response = admin_client.post(ADD_URL, add_data(owner, allowed_ips=entry))
+    assert response.status_code == 200
+    assert message in html(response)
+    with schema_context("alpha"):
+        assert UserToken.objects.count() == before
+
+
 def test_networks_and_expiry_are_stored_and_enforced(admin_client, owner, api):
     expires = timezone.now() + timedelta(days=30)
     _, secret, token = create_via_admin(
