@@ -77,7 +77,7 @@ def expiry_display(token: UserToken):
     if token.expires_at is None:
         return "Never"
     when = timezone.localtime(token.expires_at).strftime("%Y-%m-%d %H:%M %Z")
-    if token.is_expired():
+    if token.is_expired:
         return format_html('<span class="token-status-expired">Expired {}</span>', when)
     return when
 
@@ -256,7 +256,7 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     def status(self, obj):
         if not obj.is_active:
             return format_html('<span class="token-status-inactive">{}</span>', "Deactivated")
-        if obj.is_expired():
+        if obj.is_expired:
             return format_html('<span class="token-status-expired">{}</span>', "Expired")
         return "Active"
 

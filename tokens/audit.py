@@ -105,7 +105,7 @@ def audit_tokens(
                 flags.append(Flag.UNUSED_PERMISSIONS)
             if days_since_refresh > refresh_days:
                 flags.append(Flag.REFRESH_OVERDUE)
-            if token.is_expired(now):
+            if token.is_expired_at(now):
                 flags.append(Flag.EXPIRED)
             elif token.expires_at and token.expires_at - now < timedelta(days=EXPIRING_SOON_DAYS):
                 flags.append(Flag.EXPIRING_SOON)

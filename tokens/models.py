@@ -72,8 +72,12 @@ class UserToken(models.Model):
     def display_secret(self) -> str:
         return f"••••••••-••••-••••-••••-••••••••{self.last_four}"
 
-    def is_expired(self, now: datetime | None = None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+    def is_expired_at(self, moment: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= moment
+
+    @property
+    def is_expired(self) -> bool:
+        return self.is_expired_at(timezone.now())
 
     def allows_address(self, address: str) -> bool:
         if not self.allowed_ips:

@@ -308,7 +308,7 @@ def check_usable(token: UserToken, *, address: str, now: datetime | None = None)
     """Raise TokenRefused unless the User Token may be used now from `address`."""
     if not token.is_active:
         raise TokenRefused(FailureReason.INACTIVE, token.pk)
-    if token.is_expired(now):
+    if token.is_expired_at(now or timezone.now()):
         raise TokenRefused(FailureReason.EXPIRED, token.pk)
     if not token.owner.is_active:
         raise TokenRefused(FailureReason.OWNER_INACTIVE, token.pk)
