@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from enum import StrEnum
 
 from django.conf import settings
 from django.core.cache import caches
@@ -38,8 +39,18 @@ from tenants.counters import CounterBatch, Op
 
 logger = logging.getLogger(__name__)
 
-# The scopes of the abuse throttle; a typo in a caller is a programming error, not a new scope.
-ABUSE_SCOPES = frozenset({"token_exchange", "token_refresh", "validate", "access"})
+
+class AbuseScope(StrEnum):
+    """The scopes of the abuse throttle (a view's `abuse_scope`)."""
+
+    TOKEN_EXCHANGE = "token_exchange"
+    TOKEN_REFRESH = "token_refresh"
+    VALIDATE = "validate"
+    ACCESS = "access"
+
+
+# A typo in a caller is a programming error, not a new scope.
+ABUSE_SCOPES = frozenset(scope.value for scope in AbuseScope)
 
 LICENCE_GROUP = "licence"
 # Marks kept on the Django HttpRequest (the DRF Request writes through to it) for the middleware:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db.models import Q
@@ -18,7 +19,9 @@ from tokens.models import TokenPermissionUsage, UserToken
 EXPIRING_SOON_DAYS = 14
 
 
-class Flag:
+class Flag(StrEnum):
+    """What the review flags on a User Token (the values are printed and in the contract)."""
+
     NEVER_USED = "never_used"
     UNUSED_PERMISSIONS = "unused_permissions"
     REFRESH_OVERDUE = "refresh_overdue"

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -49,6 +50,18 @@ FOLDED_KINDS = (
 )
 FOLD_SECONDS = 60
 FOLD_TTL = 15 * 60
+
+
+class EventReason(StrEnum):
+    """The `reason` of the security events recorded here (failure reasons come with the signal)."""
+
+    EXPIRES_AT_PASSED = "expires_at_passed"
+    EXPIRED_ON_PURPOSE = "expired_on_purpose"
+    BAD_CREDENTIALS = "bad_credentials"
+    MISSING_PERMISSION = "missing_permission"
+    LICENCE = "licence"
+    ABUSE = "abuse"
+    LICENCE_EXPIRED = "licence_expired"
 
 
 def in_tenant() -> bool:
@@ -223,7 +236,7 @@ def note_expired_tokens(now: datetime | None = None, tokens=None) -> int:
         record(
             Kind.USER_TOKEN_EXPIRED,
             user_token=token,
-            reason="expires_at_passed",
+            reason=EventReason.EXPIRES_AT_PASSED,
             details={"expires_at": token.expires_at.isoformat()},
             created_at=token.expires_at,
         )
@@ -337,7 +350,7 @@ def on_admin_login_failed(sender, *, credentials=None, request=None, **kw):
     record(
         Kind.AUTHENTICATION_FAILED,
         request=request,
-        reason="bad_credentials",
+        reason=EventReason.BAD_CREDENTIALS,
         details={"stage": "admin_login", **_typed_username(credentials)},
     )
     _count_failure(request)
@@ -352,7 +365,7 @@ def on_permission_denied(
     method="",
     path="",
     request=None,
-    reason="missing_permission",
+    reason=EventReason.MISSING_PERMISSION,
     target=None,
     **kw,
 ):
@@ -428,7 +441,7 @@ def on_user_token_expired(sender, *, user_token, actor=None, via="", request=Non
         user_token=user_token,
         actor=actor,
         via=via,
-        reason="expired_on_purpose",
+        reason=EventReason.EXPIRED_ON_PURPOSE,
         details={
             "expires_at": user_token.expires_at.isoformat() if user_token.expires_at else None
         },
@@ -506,7 +519,7 @@ def on_request_limit_reached(sender, *, request=None, limit=None, period=None, *
     _folded(
         Kind.RATE_LIMIT_HIT,
         request=request,
-        reason="licence",
+        reason=EventReason.LICENCE,
         scope="licence",
         details={"limit": limit, "period_seconds": period},
     )
@@ -514,12 +527,12 @@ def on_request_limit_reached(sender, *, request=None, limit=None, period=None, *
 
 @guarded
 def on_abuse_throttled(sender, *, request=None, scope="", **kw):
-    _folded(Kind.RATE_LIMIT_HIT, request=request, reason="abuse", scope=str(scope))
+    _folded(Kind.RATE_LIMIT_HIT, request=request, reason=EventReason.ABUSE, scope=str(scope))
 
 
 @guarded
 def on_licence_refused(sender, *, request=None, **kw):
-    _folded(Kind.LICENCE_REFUSED, request=request, reason="licence_expired")
+    _folded(Kind.LICENCE_REFUSED, request=request, reason=EventReason.LICENCE_EXPIRED)
 
 
 @guarded

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-class FailureReason:
+class FailureReason(StrEnum):
     """Why authentication failed: recorded for monitoring, never shown to the caller."""
 
     MALFORMED = "malformed"
