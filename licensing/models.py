@@ -150,10 +150,6 @@ class Plan(Timestamped):
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
 
-    @property
-    def is_perpetual(self) -> bool:
-        return self.duration_days is None
-
 
 class Customer(Timestamped):
     name = models.CharField(max_length=200)

@@ -40,10 +40,6 @@ def redact(text: str) -> str:
     return text
 
 
-def contains_secret(text: str) -> bool:
-    return any(pattern.search(text) for pattern in SECRET_PATTERNS)
-
-
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     """Redact `record` in place; returns it. Idempotent: a handler may redact it again, which
     also covers `extra` attributes (set by the logger after the record factory ran)."""
