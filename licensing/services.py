@@ -88,6 +88,13 @@ def normalise_license_key(raw: str) -> str | None:
     )
 
 
+def refuse_fields(given, *, allowed, message: str = "This field cannot be changed.") -> None:
+    """Raise ValidationError naming each of `given` not in `allowed` (sorted), with `message`."""
+    refused = set(given) - set(allowed)
+    if refused:
+        raise ValidationError({name: [message] for name in sorted(refused)})
+
+
 # --- Users (the tenant's Django users; staff rights are managed in the admin only)
 
 
@@ -136,9 +143,7 @@ def create_user(
 @transaction.atomic
 def update_user(user: AbstractUser, **changes: Any) -> AbstractUser:
     """Change a regular user's profile or active flag; nothing that grants rights."""
-    refused = set(changes) - set(USER_FIELDS)
-    if refused:
-        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
+    refuse_fields(changes, allowed=USER_FIELDS)
     _refuse_admin_accounts(user)
     for name, value in changes.items():
         setattr(user, name, value)
@@ -182,9 +187,7 @@ def create_group(
 def update_group(group: Group, *, members=UNSET, **changes: Any) -> Group:
     """Change a group's settings and, when given, replace its members."""
     allowed = {"name", "description", "max_licenses_per_member"}
-    refused = set(changes) - allowed
-    if refused:
-        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
+    refuse_fields(changes, allowed=allowed)
     for name, value in changes.items():
         setattr(group, name, value)
     _saved(group)
@@ -208,9 +211,7 @@ def create_product(*, code: str, name: str, description: str = "", active: bool 
 
 @transaction.atomic
 def update_product(product: Product, **changes: Any) -> Product:
-    refused = set(changes) - {"code", "name", "description", "active"}
-    if refused:
-        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
+    refuse_fields(changes, allowed={"code", "name", "description", "active"})
     for name, value in changes.items():
         setattr(product, name, value)
     return _saved(product)
@@ -253,9 +254,7 @@ def create_plan(
     **machine_rules: Any,
 ) -> Plan:
     """A plan; `machine_rules` are any of PLAN_MACHINE_RULES (churn budget, heartbeats)."""
-    refused = set(machine_rules) - set(PLAN_MACHINE_RULES)
-    if refused:
-        raise ValidationError({name: ["Unknown plan field."] for name in sorted(refused)})
+    refuse_fields(machine_rules, allowed=PLAN_MACHINE_RULES, message="Unknown plan field.")
     return _saved(
         Plan(
             product=product,
@@ -284,9 +283,7 @@ def update_plan(plan: Plan, **changes: Any) -> Plan:
     if "product" in changes and changes["product"].pk != plan.product_id:
         raise ValidationError({"product": ["A plan cannot move to another product."]})
     changes.pop("product", None)
-    refused = set(changes) - set(PLAN_CHANGEABLE) - set(PLAN_MACHINE_RULES)
-    if refused:
-        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
+    refuse_fields(changes, allowed={*PLAN_CHANGEABLE, *PLAN_MACHINE_RULES})
     if "entitlements" in changes:
         changes["entitlements"] = clean_entitlements(changes["entitlements"])
     heartbeat_changed = any(
@@ -315,9 +312,7 @@ def create_customer(
 
 @transaction.atomic
 def update_customer(customer: Customer, **changes: Any) -> Customer:
-    refused = set(changes) - {"name", "email", "external_id", "notes"}
-    if refused:
-        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
+    refuse_fields(changes, allowed={"name", "email", "external_id", "notes"})
     for name, value in changes.items():
         setattr(customer, name, value)
     return _saved(customer)
@@ -468,9 +463,7 @@ LICENSE_CHANGEABLE = ("status", "starts_at", "expires_at", "customer", "user", "
 @transaction.atomic
 def update_license(license: License, **changes: Any) -> License:
     """Change status, dates, assignment or metadata. A revoked licence stays revoked."""
-    refused = set(changes) - set(LICENSE_CHANGEABLE)
-    if refused:
-        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
+    refuse_fields(changes, allowed=LICENSE_CHANGEABLE)
     stored = (
         License.objects.select_for_update().select_related("product", "plan").get(pk=license.pk)
     )
