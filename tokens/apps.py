@@ -6,8 +6,10 @@ class TokensConfig(AppConfig):
 
     def ready(self):
         # Monitoring: security-event and usage receivers, log redaction, its admin pages.
-        from tokens import admin_monitoring, monitoring  # noqa: F401
+        from tokens import admin_monitoring, monitoring, services  # noqa: F401
         from tokens import logging as token_logging
 
         token_logging.install()
         monitoring.connect()
+        # Permission changes of a User Token, signalled once whatever saved it.
+        services.connect()

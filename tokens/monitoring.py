@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_save
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
@@ -452,16 +452,6 @@ def on_user_token_expired(sender, *, user_token, actor=None, via="", request=Non
 def on_permissions_changed(
     sender, *, user_token, added, removed, actor=None, via="", request=None, **kw
 ):
-    # The model-level receiver below may have recorded this change already: complete that event.
-    event = getattr(user_token, "_monitoring_permission_event", None)
-    user_token._monitoring_permission_event = None
-    if event is not None and in_tenant():
-        event.actor, event.via = _user(actor), via[:20]
-        for name, value in request_fields(request).items():
-            setattr(event, name, value)
-        with transaction.atomic():
-            event.save(update_fields=["actor", "via", "address", "user_agent", "method", "path"])
-        return
     record(
         Kind.PERMISSIONS_CHANGED,
         request=request,
@@ -471,46 +461,20 @@ def on_permissions_changed(
         details={
             "added": list(added),
             "removed": list(removed),
-            "permissions": list(user_token.permissions),
+            "permissions": sorted(user_token.permissions),
         },
     )
 
 
 @guarded
-def on_user_token_pre_save(sender, *, instance, update_fields=None, raw=False, **kw):
-    """Remember the stored permissions, to see a change made by any code path."""
-    if raw or instance.pk is None or not in_tenant():
-        return
-    if update_fields is not None and "permissions" not in update_fields:
-        return
-    stored = UserToken.objects.filter(pk=instance.pk).values_list("permissions", flat=True).first()
-    instance._monitoring_stored_permissions = stored
-
-
-@guarded
 def on_user_token_post_save(sender, *, instance, created, raw=False, **kw):
-    if raw or not in_tenant():
+    if raw or not in_tenant() or not created:
         return
-    if created:
-        record(
-            Kind.USER_TOKEN_CREATED,
-            user_token=instance,
-            actor=instance.created_by,
-            details={"permissions": list(instance.permissions), "name": instance.name},
-        )
-        return
-    before = getattr(instance, "_monitoring_stored_permissions", None)
-    instance._monitoring_stored_permissions = None
-    if before is None or set(before) == set(instance.permissions):
-        return
-    instance._monitoring_permission_event = record(
-        Kind.PERMISSIONS_CHANGED,
+    record(
+        Kind.USER_TOKEN_CREATED,
         user_token=instance,
-        details={
-            "added": sorted(set(instance.permissions) - set(before)),
-            "removed": sorted(set(before) - set(instance.permissions)),
-            "permissions": sorted(instance.permissions),
-        },
+        actor=instance.created_by,
+        details={"permissions": list(instance.permissions), "name": instance.name},
     )
 
 
@@ -576,7 +540,6 @@ def connect() -> None:
     ]
     for signal, receiver in receivers:
         signal.connect(receiver, dispatch_uid=f"{uid}.{receiver.__name__}")
-    pre_save.connect(on_user_token_pre_save, sender=UserToken, dispatch_uid=f"{uid}.pre_save")
     post_save.connect(on_user_token_post_save, sender=UserToken, dispatch_uid=f"{uid}.post_save")
     tenant_signals.request_limit_reached.connect(
         on_request_limit_reached, dispatch_uid=f"{uid}.request_limit_reached"

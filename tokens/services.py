@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -15,7 +16,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import F, Q
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 
@@ -212,27 +215,68 @@ def update_user_token(
     request=None,
     **changes,
 ) -> UserToken:
-    """Change a token's name, permissions, expiry or networks; permission changes are signalled."""
-    before = set(UserToken.objects.filter(pk=token.pk).values_list("permissions", flat=True).get())
+    """Change a token's name, permissions, expiry or networks; permission changes are signalled
+    (by `_signal_permission_change`, with this actor, channel and request)."""
     if "permissions" in changes:
         changes["permissions"] = _clean_permissions(changes["permissions"])
     for field, value in changes.items():
         setattr(token, field, value)
     token.full_clean(exclude=["owner", "digest", "key_id", "last_four"])
     # Only the changed fields: a stale object must never write back an old digest or generation.
-    token.save(update_fields=list(changes))
-    after = set(token.permissions)
-    if before != after:
-        signals.user_token_permissions_changed.send(
-            UserToken,
-            user_token=token,
-            actor=actor,
-            via=via,
-            request=request,
-            added=sorted(after - before),
-            removed=sorted(before - after),
-        )
+    context = _change_context.set(_ChangeContext(token.pk, actor, via, request))
+    try:
+        token.save(update_fields=list(changes))
+    finally:
+        _change_context.reset(context)
     return token
+
+
+# --- Permission changes: detected here once, whatever saved the token (service, admin, shell)
+
+
+@dataclass(frozen=True)
+class _ChangeContext:
+    token_id: int
+    actor: AbstractBaseUser | None
+    via: str
+    request: object
+
+
+_change_context: ContextVar[_ChangeContext | None] = ContextVar("user_token_change", default=None)
+STORED_PERMISSIONS_ATTR = "_stored_permissions"  # set by pre_save, read once by post_save
+
+
+def _remember_stored_permissions(sender, *, instance, update_fields=None, raw=False, **kw):
+    if raw or instance.pk is None or connection.schema_name == get_public_schema_name():
+        return
+    if update_fields is not None and "permissions" not in update_fields:
+        return
+    stored = UserToken.objects.filter(pk=instance.pk).values_list("permissions", flat=True).first()
+    setattr(instance, STORED_PERMISSIONS_ATTR, stored)
+
+
+def _signal_permission_change(sender, *, instance, created, raw=False, **kw):
+    before = instance.__dict__.pop(STORED_PERMISSIONS_ATTR, None)
+    if raw or created or before is None or set(before) == set(instance.permissions):
+        return
+    context = _change_context.get()
+    if context is None or context.token_id != instance.pk:
+        context = _ChangeContext(instance.pk, None, "", None)
+    signals.user_token_permissions_changed.send(
+        UserToken,
+        user_token=instance,
+        actor=context.actor,
+        via=context.via,
+        request=context.request,
+        added=sorted(set(instance.permissions) - set(before)),
+        removed=sorted(set(before) - set(instance.permissions)),
+    )
+
+
+def connect() -> None:
+    """Called once by the app's ready()."""
+    pre_save.connect(_remember_stored_permissions, sender=UserToken, dispatch_uid="tokens.pre_save")
+    post_save.connect(_signal_permission_change, sender=UserToken, dispatch_uid="tokens.post_save")
 
 
 class RefreshRefusal:

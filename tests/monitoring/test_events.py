@@ -10,7 +10,7 @@ from tenants.models import Tenant
 from tenants.record_buffer import drain_buffered_records
 from tests.conftest import TENANTS, TenantClient, exchange
 from tests.monitoring.conftest import events, one_event
-from tokens import monitoring, services
+from tokens import monitoring, services, signals
 from tokens.models import SecurityEvent, UserToken
 
 pytestmark = pytest.mark.django_db
@@ -182,6 +182,30 @@ def test_permission_changes_anywhere_else_are_recorded_too(make_user_token, in_a
     token.name = "renamed"
     token.save()  # no permission change: no event
     assert len(events(Kind.PERMISSIONS_CHANGED)) == 1
+
+
+def test_a_permission_change_is_signalled_once_whatever_saved_it(make_user_token, in_alpha):
+    token, _ = make_user_token("alpha", ["view_users", "view_licenses"])
+    seen = []
+
+    def receiver(sender, **kwargs):
+        seen.append(kwargs)
+
+    signals.user_token_permissions_changed.connect(receiver)
+    try:
+        services.update_user_token(
+            token, actor=token.owner, via="api", permissions=["view_users", "edit_licenses"]
+        )
+        token.permissions = ["view_users"]
+        token.save()  # no service: no actor, no channel
+        services.update_user_token(token, actor=token.owner, via="api", name="renamed")
+    finally:
+        signals.user_token_permissions_changed.disconnect(receiver)
+    assert [(s["actor"], s["via"], s["added"], s["removed"]) for s in seen] == [
+        (token.owner, "api", ["edit_licenses"], ["view_licenses"]),
+        (None, "", [], ["edit_licenses"]),
+    ]
+    assert len(events(Kind.PERMISSIONS_CHANGED)) == 2
 
 
 def test_permission_change_in_the_admin(alpha_client, make_user_token, admin_password):
