@@ -619,8 +619,40 @@ def test_list_shows_columns_filters_and_search(admin_client, make_user_token, in
     inactive = html(admin_client.get(CHANGELIST_URL, {"is_active__exact": "0"}))
     assert "Billing export" not in inactive
     assert "By active" in inactive and "By expiry" in inactive
-    by_count = admin_client.get(CHANGELIST_URL, {"o": "3"})
+    by_count = admin_client.get(CHANGELIST_URL, {"o": "4"})
     assert by_count.status_code == 200
+
+
+def test_list_shows_secret_hint_creation_and_networks(admin_client, make_user_token, in_alpha):
+    creator = get_user_model().objects.get(username="alpha-admin")
+    token, _ = make_user_token(
+        "alpha",
+        [Permission.VIEW_USERS],
+        name="Networked",
+        allowed_ips=["203.0.113.0/24", "2001:db8::/32"],
+        created_by=creator,
+    )
+    make_user_token("alpha", [Permission.VIEW_USERS], name="Anywhere")
+    content = html(admin_client.get(CHANGELIST_URL))
+    for header in ("Secret", "Networks", "Created at", "Created by"):
+        assert header in content, header
+    assert f"<code>…{token.last_four}</code>" in content
+    assert "203.0.113.0/24 +1" in content and "Any" in content
+    assert creator.username in content
+
+
+def test_list_is_searchable_by_the_secrets_last_four(admin_client, make_user_token, in_alpha):
+    first, first_secret = make_user_token("alpha", [Permission.VIEW_USERS], name="First token")
+    second, _ = make_user_token("alpha", [Permission.VIEW_USERS], name="Second token")
+    if first.last_four.lower() == second.last_four.lower():  # 1 in 65536: make them differ
+        second, _ = make_user_token("alpha", [Permission.VIEW_USERS], name="Second token")
+    assert first_secret.endswith(first.last_four)
+    for query in (first.last_four, first.last_four.swapcase()):
+        found = html(admin_client.get(CHANGELIST_URL, {"q": query}))
+        assert "First token" in found and "Second token" not in found, query
+    # Exact, not a substring: three characters of the end match nothing.
+    partial = html(admin_client.get(CHANGELIST_URL, {"q": first.last_four[1:]}))
+    assert "First token" not in partial
 
 
 # --- Who may do what
