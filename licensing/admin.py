@@ -443,10 +443,15 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
         "user",
         "status_badge",
         "activations",
-        "expires_at",
+        "expiry_date",
     )
     list_filter = ("status", ExpiryFilter, "product", "plan")
-    search_fields = ("key", "customer__name", "customer__email", "user__username", "user__email")
+    # A query shaped like a key (any case, with or without dashes) is matched exactly against the
+    # stored key (get_search_results): one unique-index lookup, never a substring scan of keys.
+    search_fields = ("customer__name", "customer__email", "user__username", "user__email")
+    search_help_text = (
+        "A licence key (dashes and case optional), or a customer's or user's name or email."
+    )
     list_select_related = ("product", "plan", "customer", "user")
     autocomplete_fields = ("customer", "user")
     readonly_fields = ("key", "expired", *TIMESTAMPS)
@@ -502,6 +507,23 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             for name, options in self.fieldsets
             if any(f not in hidden for f in options["fields"])
         ]
+
+    def get_search_results(self, request, queryset, search_term):
+        key = services.normalise_license_key(search_term.strip())
+        if key is not None:
+            return queryset.filter(key=key), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expiry_date(self, obj):
+        # The date only (UTC), so the list fits a 1366 px screen with status and expiry visible.
+        if obj.expires_at is None:
+            return "Perpetual"
+        return format_html(
+            '<time class="license-expiry" datetime="{}">{}</time>',
+            obj.expires_at.isoformat(),
+            timezone.localtime(obj.expires_at).strftime("%Y-%m-%d"),
+        )
 
     @admin.display(description="Key", ordering="key")
     def key_display(self, obj):
