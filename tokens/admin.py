@@ -117,12 +117,12 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             },
         ),
         ("Permissions", {"fields": ("permissions",)}),
-        ("Restrictions", {"fields": ("expires_at", "allowed_ips")}),
+        ("Restrictions", {"fields": ("expiry_preset", "expires_at", "allowed_ips")}),
     )
     fieldsets = (
         (None, {"fields": ("name", "owner", "secret_hint", "status")}),
         ("Permissions", {"fields": ("permissions",)}),
-        ("Restrictions", {"fields": ("expires_at", "allowed_ips")}),
+        ("Restrictions", {"fields": ("expiry_preset", "expires_at", "allowed_ips")}),
         (
             "Activity",
             {

@@ -329,6 +329,92 @@ def test_add_form_validation_errors(admin_client, owner):
         assert UserToken.objects.count() == before
 
 
+def checked_expiry_preset(content: str) -> list[str]:
+    return [
+        attrs["value"]
+        for tag, attrs in Page(content).elements
+        if tag == "input" and attrs.get("name") == "expiry_preset" and "checked" in attrs
+    ]
+
+
+def test_add_form_offers_expiry_presets_with_90_days_preselected(admin_client, owner):
+    content = html(admin_client.get(ADD_URL))
+    values = [
+        attrs["value"]
+        for tag, attrs in Page(content).elements
+        if tag == "input" and attrs.get("name") == "expiry_preset"
+    ]
+    assert values == ["7", "30", "90", "custom", "never"]
+    assert checked_expiry_preset(content) == ["90"]
+
+
+@pytest.mark.parametrize("days", [7, 30, 90])
+def test_an_expiry_preset_sets_the_expiry_from_now(admin_client, owner, days):
+    before = timezone.now()
+    _, _, token = create_via_admin(admin_client, owner, expiry_preset=str(days))
+    after = timezone.now()
+    assert before + timedelta(days=days) <= token.expires_at <= after + timedelta(days=days)
+
+
+def test_never_and_custom_expiry_presets(admin_client, owner):
+    _, _, never = create_via_admin(admin_client, owner, name="Forever", expiry_preset="never")
+    assert never.expires_at is None
+    when = timezone.now() + timedelta(days=12)
+    _, _, custom = create_via_admin(
+        admin_client,
+        owner,
+        name="Custom",
+        expiry_preset="custom",
+        expires_at_0=when.strftime("%Y-%m-%d"),
+        expires_at_1=when.strftime("%H:%M:%S"),
+    )
+    assert abs(custom.expires_at - when) < timedelta(seconds=1)
+    # The change form starts from what is stored.
+    assert checked_expiry_preset(html(admin_client.get(change_url(never)))) == ["never"]
+    assert checked_expiry_preset(html(admin_client.get(change_url(custom)))) == ["custom"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"expiry_preset": "custom"}, "Enter the date and time for a custom expiry."),
+        ({"expiry_preset": "365"}, "Select a valid choice"),
+        (
+            {"expiry_preset": "30", "expires_at_0": "2099-01-01", "expires_at_1": "00:00:00"},
+            "A date is used only with “Custom date”",
+        ),
+        (
+            {"expiry_preset": "custom", "expires_at_0": "2020-01-01", "expires_at_1": "00:00:00"},
+            "must be in the future",
+        ),
+        ({"expiry_preset": "custom", "expires_at_0": "tomorrow"}, "Enter a valid date"),
+    ],
+)
+def test_bad_expiry_input_is_a_form_error_and_saves_nothing(
+    admin_client, owner, overrides, message
+):
+    with schema_context("alpha"):
+        before = UserToken.objects.count()
+    response = admin_client.post(ADD_URL, add_data(owner, **overrides))
+    assert response.status_code == 200
+    assert message in html(response)
+    assert "user-token-value" not in html(response)
+    with schema_context("alpha"):
+        assert UserToken.objects.count() == before
+
+
+def test_changing_the_expiry_preset_on_the_change_page(admin_client, owner):
+    _, _, token = create_via_admin(admin_client, owner, expiry_preset="never")
+    response = admin_client.post(change_url(token), change_data(token, expiry_preset="7"))
+    assert response.status_code == 302, html(response)[:2000]
+    with schema_context("alpha"):
+        token.refresh_from_db()
+    assert timezone.now() + timedelta(days=6) < token.expires_at <= timezone.now() + timedelta(7)
+    response = admin_client.post(change_url(token), change_data(token, expiry_preset="custom"))
+    assert response.status_code == 200
+    assert "Enter the date and time for a custom expiry." in html(response)
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
