@@ -60,9 +60,29 @@ class ServiceSavedAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
 
+# Admin labels say "licence" (British prose) where the field's name, kept for code and the API,
+# says "license"; the models' own verbose names are left as they are (no migration).
+BRITISH_LABELS = {"max_licenses_per_member": "Max licences per member", "license": "Licence"}
+
+
+def licence_link(license):
+    if license is None:
+        return "—"
+    url = reverse("admin:licensing_license_change", args=[license.pk])
+    return format_html('<a href="{}"><code class="license-key">{}</code></a>', url, license.key)
+
+
+class BritishLabels:
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in BRITISH_LABELS:
+            field.label = BRITISH_LABELS[db_field.name]
+        return field
+
+
 @admin.register(Group)
-class GroupAdmin(ServiceSavedAdmin):
-    list_display = ("name", "max_licenses_per_member", "member_count", "updated_at")
+class GroupAdmin(BritishLabels, ServiceSavedAdmin):
+    list_display = ("name", "max_licences", "member_count", "updated_at")
     search_fields = ("name", "description", "members__username", "members__email")
     filter_horizontal = ("members",)
     readonly_fields = TIMESTAMPS
@@ -75,6 +95,10 @@ class GroupAdmin(ServiceSavedAdmin):
 
     create_service = "create_group"
     update_service = "update_group"
+
+    @admin.display(description="Max licences per member", ordering="max_licenses_per_member")
+    def max_licences(self, obj):
+        return obj.max_licenses_per_member
 
     @admin.display(description="Members")
     def member_count(self, obj):
@@ -295,13 +319,13 @@ class MachineStatusFilter(admin.SimpleListFilter):
 class MachineAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     """Machines are made by activations; here they are looked at and deactivated."""
 
-    list_display = ("fingerprint", "license", "name", "hostname", "platform", "machine_status",
+    list_display = ("fingerprint", "licence", "name", "hostname", "platform", "machine_status",
                     "activated_at", "last_heartbeat_at")  # fmt: skip
     list_filter = (MachineStatusFilter, "platform")
     search_fields = ("fingerprint", "hostname")
     list_select_related = ("license",)
     readonly_fields = (
-        "license",
+        "licence",
         *MACHINE_FIELDS,
         "metadata",
         "dies_at",
@@ -324,6 +348,10 @@ class MachineAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     @admin.display(description="Status")
     def machine_status(self, obj):
         return machine_status_badge(obj)
+
+    @admin.display(description="Licence", ordering="license__key")
+    def licence(self, obj):
+        return licence_link(obj.license)
 
     def get_urls(self):
         return [
@@ -611,7 +639,7 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
 class LicenseValidationAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     """A read-only log of validation calls."""
 
-    list_display = ("created_at", "code", "license", "client_address")
+    list_display = ("created_at", "code", "licence", "client_address")
     list_filter = ("code",)
     search_fields = ("license__key", "client_address")
     list_select_related = ("license",)
@@ -622,6 +650,10 @@ class LicenseValidationAdmin(SchemaScopedAdmin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Licence", ordering="license__key")
+    def licence(self, obj):
+        return licence_link(obj.license)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -74,3 +74,29 @@ def test_list_shows_status_and_short_expiry(admin_client, tenant_alpha):
     assert re.search(rf'<time class="license-expiry" datetime="[^"]+">{expected}</time>', page)
     assert perpetual.key in page and "Perpetual" in page
     assert 'class="license-status license-status-active"' in page
+
+
+def test_admin_labels_say_licence_in_prose(admin_client, tenant_alpha):
+    from licensing.models import LicenseValidation
+    from tests.licensing.factories import make_group, make_machine
+
+    with schema_context("alpha"):
+        machine = make_machine()
+        group = make_group(name="Labelled")
+        LicenseValidation.objects.create(license=machine.license, code="VALID")
+    pages = {
+        "/admin/licensing/machine/": ["Licence"],
+        f"/admin/licensing/machine/{machine.pk}/change/": ["Licence"],
+        "/admin/licensing/licensevalidation/": ["Licence"],
+        "/admin/licensing/group/": ["Max licences per member"],
+        f"/admin/licensing/group/{group.pk}/change/": ["Max licences per member"],
+    }
+    for url, labels in pages.items():
+        page = admin_client.get(url)
+        assert page.status_code == 200, url
+        text = re.sub(r"<[^>]+>", " ", page.text)
+        for label in labels:
+            assert label in text, (url, label)
+        assert not re.search(r"\bLicense\b|\blicenses per\b", text), url
+    machine_page = admin_client.get(f"/admin/licensing/machine/{machine.pk}/change/").text
+    assert f'/admin/licensing/license/{machine.license.pk}/change/"' in machine_page
