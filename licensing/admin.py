@@ -465,10 +465,9 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     form = LicenseAdminForm
     list_display = (
         "key_display",
-        "product",
-        "plan",
-        "customer",
-        "user",
+        "product_code",
+        "plan_code",
+        "holder",
         "status_badge",
         "activations",
         "expiry_date",
@@ -541,6 +540,20 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
         if key is not None:
             return queryset.filter(key=key), False
         return super().get_search_results(request, queryset, search_term)
+
+    # Short columns (codes, one holder column) so status and expiry fit a 1366 px screen.
+    @admin.display(description="Product", ordering="product__code")
+    def product_code(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.product.name, obj.product.code)
+
+    @admin.display(description="Plan", ordering="plan__code")
+    def plan_code(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.plan.name, obj.plan.code)
+
+    @admin.display(description="Holder")
+    def holder(self, obj):
+        names = [str(h) for h in (obj.customer, obj.user) if h is not None]
+        return " / ".join(names) or "—"
 
     @admin.display(description="Expires", ordering="expires_at")
     def expiry_date(self, obj):
