@@ -60,9 +60,29 @@ class ServiceSavedAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
 
+# Admin labels say "licence" (British prose) where the field's name, kept for code and the API,
+# says "license"; the models' own verbose names are left as they are (no migration).
+BRITISH_LABELS = {"max_licenses_per_member": "Max licences per member", "license": "Licence"}
+
+
+def licence_link(license):
+    if license is None:
+        return "—"
+    url = reverse("admin:licensing_license_change", args=[license.pk])
+    return format_html('<a href="{}"><code class="license-key">{}</code></a>', url, license.key)
+
+
+class BritishLabels:
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in BRITISH_LABELS:
+            field.label = BRITISH_LABELS[db_field.name]
+        return field
+
+
 @admin.register(Group)
-class GroupAdmin(ServiceSavedAdmin):
-    list_display = ("name", "max_licenses_per_member", "member_count", "updated_at")
+class GroupAdmin(BritishLabels, ServiceSavedAdmin):
+    list_display = ("name", "max_licences", "member_count", "updated_at")
     search_fields = ("name", "description", "members__username", "members__email")
     filter_horizontal = ("members",)
     readonly_fields = TIMESTAMPS
@@ -75,6 +95,10 @@ class GroupAdmin(ServiceSavedAdmin):
 
     create_service = "create_group"
     update_service = "update_group"
+
+    @admin.display(description="Max licences per member", ordering="max_licenses_per_member")
+    def max_licences(self, obj):
+        return obj.max_licenses_per_member
 
     @admin.display(description="Members")
     def member_count(self, obj):
@@ -295,13 +319,13 @@ class MachineStatusFilter(admin.SimpleListFilter):
 class MachineAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     """Machines are made by activations; here they are looked at and deactivated."""
 
-    list_display = ("fingerprint", "license", "name", "hostname", "platform", "machine_status",
+    list_display = ("fingerprint", "licence", "name", "hostname", "platform", "machine_status",
                     "activated_at", "last_heartbeat_at")  # fmt: skip
     list_filter = (MachineStatusFilter, "platform")
     search_fields = ("fingerprint", "hostname")
     list_select_related = ("license",)
     readonly_fields = (
-        "license",
+        "licence",
         *MACHINE_FIELDS,
         "metadata",
         "dies_at",
@@ -324,6 +348,10 @@ class MachineAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     @admin.display(description="Status")
     def machine_status(self, obj):
         return machine_status_badge(obj)
+
+    @admin.display(description="Licence", ordering="license__key")
+    def licence(self, obj):
+        return licence_link(obj.license)
 
     def get_urls(self):
         return [
@@ -437,16 +465,20 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     form = LicenseAdminForm
     list_display = (
         "key_display",
-        "product",
-        "plan",
-        "customer",
-        "user",
+        "product_code",
+        "plan_code",
+        "holder",
         "status_badge",
         "activations",
-        "expires_at",
+        "expiry_date",
     )
     list_filter = ("status", ExpiryFilter, "product", "plan")
-    search_fields = ("key", "customer__name", "customer__email", "user__username", "user__email")
+    # A query shaped like a key (any case, with or without dashes) is matched exactly against the
+    # stored key (get_search_results): one unique-index lookup, never a substring scan of keys.
+    search_fields = ("customer__name", "customer__email", "user__username", "user__email")
+    search_help_text = (
+        "A licence key (dashes and case optional), or a customer's or user's name or email."
+    )
     list_select_related = ("product", "plan", "customer", "user")
     autocomplete_fields = ("customer", "user")
     readonly_fields = ("key", "expired", *TIMESTAMPS)
@@ -502,6 +534,37 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             for name, options in self.fieldsets
             if any(f not in hidden for f in options["fields"])
         ]
+
+    def get_search_results(self, request, queryset, search_term):
+        key = services.normalise_license_key(search_term.strip())
+        if key is not None:
+            return queryset.filter(key=key), False
+        return super().get_search_results(request, queryset, search_term)
+
+    # Short columns (codes, one holder column) so status and expiry fit a 1366 px screen.
+    @admin.display(description="Product", ordering="product__code")
+    def product_code(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.product.name, obj.product.code)
+
+    @admin.display(description="Plan", ordering="plan__code")
+    def plan_code(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.plan.name, obj.plan.code)
+
+    @admin.display(description="Holder")
+    def holder(self, obj):
+        names = [str(h) for h in (obj.customer, obj.user) if h is not None]
+        return " / ".join(names) or "—"
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expiry_date(self, obj):
+        # The date only (UTC), so the list fits a 1366 px screen with status and expiry visible.
+        if obj.expires_at is None:
+            return "Perpetual"
+        return format_html(
+            '<time class="license-expiry" datetime="{}">{}</time>',
+            obj.expires_at.isoformat(),
+            timezone.localtime(obj.expires_at).strftime("%Y-%m-%d"),
+        )
 
     @admin.display(description="Key", ordering="key")
     def key_display(self, obj):
@@ -589,7 +652,7 @@ class LicenseAdmin(SchemaScopedAdmin, admin.ModelAdmin):
 class LicenseValidationAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     """A read-only log of validation calls."""
 
-    list_display = ("created_at", "code", "license", "client_address")
+    list_display = ("created_at", "code", "licence", "client_address")
     list_filter = ("code",)
     search_fields = ("license__key", "client_address")
     list_select_related = ("license",)
@@ -600,6 +663,10 @@ class LicenseValidationAdmin(SchemaScopedAdmin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Licence", ordering="license__key")
+    def licence(self, obj):
+        return licence_link(obj.license)
 
     def has_delete_permission(self, request, obj=None):
         return False

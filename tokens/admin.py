@@ -94,10 +94,14 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
     secret_template = "admin/tokens/usertoken/secret.html"
     refresh_confirmation_template = "admin/tokens/usertoken/refresh_confirmation.html"
 
-    list_display = ("name", "owner", "permission_count", "last_used_at", "expiry", "active")
+    list_display = ("name", "owner", "secret_end", "permission_count", "networks", "created_at",
+                    "created_by", "last_used_at", "expiry", "active")  # fmt: skip
     list_filter = (("is_active", ActiveFilter), ExpiryFilter)
-    search_fields = ("name", "owner__username")
-    list_select_related = ("owner",)
+    # "=last_four": the secret's last four characters, matched exactly (case-insensitive), as
+    # shown in the Secret column; never the digest or key id.
+    search_fields = ("name", "owner__username", "=last_four")
+    search_help_text = "Name, owner's username, or the secret's last four characters."
+    list_select_related = ("owner", "created_by")
     actions = ["deactivate_selected"]
 
     add_fieldsets = (
@@ -113,12 +117,12 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             },
         ),
         ("Permissions", {"fields": ("permissions",)}),
-        ("Restrictions", {"fields": ("expires_at", "allowed_ips")}),
+        ("Restrictions", {"fields": ("expiry_preset", "expires_at", "allowed_ips")}),
     )
     fieldsets = (
         (None, {"fields": ("name", "owner", "secret_hint", "status")}),
         ("Permissions", {"fields": ("permissions",)}),
-        ("Restrictions", {"fields": ("expires_at", "allowed_ips")}),
+        ("Restrictions", {"fields": ("expiry_preset", "expires_at", "allowed_ips")}),
         (
             "Activity",
             {
@@ -247,6 +251,18 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             "Only a keyed hash and the last four characters are stored. The secret was shown "
             "once; if it is lost, use Refresh to issue a new one.",
         )
+
+    @admin.display(description="Secret", ordering="last_four")
+    def secret_end(self, obj):
+        return format_html("<code>…{}</code>", obj.last_four)
+
+    @admin.display(description="Networks")
+    def networks(self, obj):
+        networks = obj.allowed_ips or []
+        if not networks:
+            return "Any"
+        more = len(networks) - 1
+        return f"{networks[0]} +{more}" if more else networks[0]
 
     @admin.display(description="Last used from")
     def last_used_from(self, obj):

@@ -6,6 +6,7 @@ listed twice.
 
 import ipaddress
 import re
+from datetime import timedelta
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -129,6 +130,16 @@ class OwnerChoiceField(forms.ModelChoiceField):
         return f"{obj.get_username()} ({detail})" if detail else obj.get_username()
 
 
+EXPIRY_PRESET_DAYS = {"7": 7, "30": 30, "90": 90}
+EXPIRY_CHOICES = [
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("custom", "Custom date (below)"),
+    ("never", "Never"),
+]
+
+
 class UserTokenForm(forms.ModelForm):
     """The change form: name, permissions, expiry and networks. Saving goes through the services
     (see UserTokenAdmin.save_model), never through form.save(). `actor`, the administrator
@@ -152,15 +163,53 @@ class UserTokenForm(forms.ModelForm):
         ),
     )
 
+    expiry_preset = forms.ChoiceField(
+        choices=EXPIRY_CHOICES,
+        required=False,  # a post without it keeps the plain expires_at meaning (empty = never)
+        widget=forms.RadioSelect,
+        label="Expires",
+        help_text="From now. Custom date: the date and time below (UTC).",
+    )
+
     class Meta:
         model = UserToken
         fields = ["name", "permissions", "expires_at", "allowed_ips"]
         help_texts = {
             "expires_at": (
-                "Optional. The token stops working at this time (time-bounded access). "
-                "Times are in UTC. Leave empty for no expiry."
+                "With “Custom date”: the token stops working at this time (time-bounded "
+                "access). Times are in UTC."
             ),
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "expiry_preset" in self.fields:
+            self.fields["expiry_preset"].initial = self.initial_expiry_preset()
+
+    def initial_expiry_preset(self) -> str:
+        return "custom" if self.instance.expires_at else "never"
+
+    def clean(self):
+        data = super().clean()
+        preset = data.get("expiry_preset")
+        if not preset or "expiry_preset" in self.errors or "expires_at" in self.errors:
+            return data
+        date = data.get("expires_at")
+        if preset == "custom":
+            if date is None:
+                self.add_error("expires_at", "Enter the date and time for a custom expiry.")
+            return data
+        if date is not None:
+            self.add_error(
+                "expires_at",
+                "A date is used only with “Custom date”: choose Custom date, or clear the date.",
+            )
+            return data
+        if preset == "never":
+            data["expires_at"] = None
+        else:
+            data["expires_at"] = timezone.now() + timedelta(days=EXPIRY_PRESET_DAYS[preset])
+        return data
 
     def clean_permissions(self):
         # Only what the administrator may grant (a new token held nothing before).
@@ -198,6 +247,9 @@ class UserTokenAddForm(UserTokenForm):
 
     class Meta(UserTokenForm.Meta):
         fields = ["name", "user", "permissions", "expires_at", "allowed_ips"]
+
+    def initial_expiry_preset(self) -> str:
+        return "90"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

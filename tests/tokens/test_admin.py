@@ -329,6 +329,92 @@ def test_add_form_validation_errors(admin_client, owner):
         assert UserToken.objects.count() == before
 
 
+def checked_expiry_preset(content: str) -> list[str]:
+    return [
+        attrs["value"]
+        for tag, attrs in Page(content).elements
+        if tag == "input" and attrs.get("name") == "expiry_preset" and "checked" in attrs
+    ]
+
+
+def test_add_form_offers_expiry_presets_with_90_days_preselected(admin_client, owner):
+    content = html(admin_client.get(ADD_URL))
+    values = [
+        attrs["value"]
+        for tag, attrs in Page(content).elements
+        if tag == "input" and attrs.get("name") == "expiry_preset"
+    ]
+    assert values == ["7", "30", "90", "custom", "never"]
+    assert checked_expiry_preset(content) == ["90"]
+
+
+@pytest.mark.parametrize("days", [7, 30, 90])
+def test_an_expiry_preset_sets_the_expiry_from_now(admin_client, owner, days):
+    before = timezone.now()
+    _, _, token = create_via_admin(admin_client, owner, expiry_preset=str(days))
+    after = timezone.now()
+    assert before + timedelta(days=days) <= token.expires_at <= after + timedelta(days=days)
+
+
+def test_never_and_custom_expiry_presets(admin_client, owner):
+    _, _, never = create_via_admin(admin_client, owner, name="Forever", expiry_preset="never")
+    assert never.expires_at is None
+    when = timezone.now() + timedelta(days=12)
+    _, _, custom = create_via_admin(
+        admin_client,
+        owner,
+        name="Custom",
+        expiry_preset="custom",
+        expires_at_0=when.strftime("%Y-%m-%d"),
+        expires_at_1=when.strftime("%H:%M:%S"),
+    )
+    assert abs(custom.expires_at - when) < timedelta(seconds=1)
+    # The change form starts from what is stored.
+    assert checked_expiry_preset(html(admin_client.get(change_url(never)))) == ["never"]
+    assert checked_expiry_preset(html(admin_client.get(change_url(custom)))) == ["custom"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"expiry_preset": "custom"}, "Enter the date and time for a custom expiry."),
+        ({"expiry_preset": "365"}, "Select a valid choice"),
+        (
+            {"expiry_preset": "30", "expires_at_0": "2099-01-01", "expires_at_1": "00:00:00"},
+            "A date is used only with “Custom date”",
+        ),
+        (
+            {"expiry_preset": "custom", "expires_at_0": "2020-01-01", "expires_at_1": "00:00:00"},
+            "must be in the future",
+        ),
+        ({"expiry_preset": "custom", "expires_at_0": "tomorrow"}, "Enter a valid date"),
+    ],
+)
+def test_bad_expiry_input_is_a_form_error_and_saves_nothing(
+    admin_client, owner, overrides, message
+):
+    with schema_context("alpha"):
+        before = UserToken.objects.count()
+    response = admin_client.post(ADD_URL, add_data(owner, **overrides))
+    assert response.status_code == 200
+    assert message in html(response)
+    assert "user-token-value" not in html(response)
+    with schema_context("alpha"):
+        assert UserToken.objects.count() == before
+
+
+def test_changing_the_expiry_preset_on_the_change_page(admin_client, owner):
+    _, _, token = create_via_admin(admin_client, owner, expiry_preset="never")
+    response = admin_client.post(change_url(token), change_data(token, expiry_preset="7"))
+    assert response.status_code == 302, html(response)[:2000]
+    with schema_context("alpha"):
+        token.refresh_from_db()
+    assert timezone.now() + timedelta(days=6) < token.expires_at <= timezone.now() + timedelta(7)
+    response = admin_client.post(change_url(token), change_data(token, expiry_preset="custom"))
+    assert response.status_code == 200
+    assert "Enter the date and time for a custom expiry." in html(response)
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
@@ -619,8 +705,40 @@ def test_list_shows_columns_filters_and_search(admin_client, make_user_token, in
     inactive = html(admin_client.get(CHANGELIST_URL, {"is_active__exact": "0"}))
     assert "Billing export" not in inactive
     assert "By active" in inactive and "By expiry" in inactive
-    by_count = admin_client.get(CHANGELIST_URL, {"o": "3"})
+    by_count = admin_client.get(CHANGELIST_URL, {"o": "4"})
     assert by_count.status_code == 200
+
+
+def test_list_shows_secret_hint_creation_and_networks(admin_client, make_user_token, in_alpha):
+    creator = get_user_model().objects.get(username="alpha-admin")
+    token, _ = make_user_token(
+        "alpha",
+        [Permission.VIEW_USERS],
+        name="Networked",
+        allowed_ips=["203.0.113.0/24", "2001:db8::/32"],
+        created_by=creator,
+    )
+    make_user_token("alpha", [Permission.VIEW_USERS], name="Anywhere")
+    content = html(admin_client.get(CHANGELIST_URL))
+    for header in ("Secret", "Networks", "Created at", "Created by"):
+        assert header in content, header
+    assert f"<code>…{token.last_four}</code>" in content
+    assert "203.0.113.0/24 +1" in content and "Any" in content
+    assert creator.username in content
+
+
+def test_list_is_searchable_by_the_secrets_last_four(admin_client, make_user_token, in_alpha):
+    first, first_secret = make_user_token("alpha", [Permission.VIEW_USERS], name="First token")
+    second, _ = make_user_token("alpha", [Permission.VIEW_USERS], name="Second token")
+    if first.last_four.lower() == second.last_four.lower():  # 1 in 65536: make them differ
+        second, _ = make_user_token("alpha", [Permission.VIEW_USERS], name="Second token")
+    assert first_secret.endswith(first.last_four)
+    for query in (first.last_four, first.last_four.swapcase()):
+        found = html(admin_client.get(CHANGELIST_URL, {"q": query}))
+        assert "First token" in found and "Second token" not in found, query
+    # Exact, not a substring: three characters of the end match nothing.
+    partial = html(admin_client.get(CHANGELIST_URL, {"q": first.last_four[1:]}))
+    assert "First token" not in partial
 
 
 # --- Who may do what
