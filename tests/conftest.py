@@ -165,21 +165,6 @@ def api_client(make_user_token):
     return make
 
 
-class FakeClock:
-    """`licensing.clock.now` in tests: stands still until moved, so heartbeats need no sleeps."""
-
-    def __init__(self, start):
-        self.moment = start
-
-    def __call__(self):
-        return self.moment
-
-    def advance(self, **delta) -> None:
-        from datetime import timedelta
-
-        self.moment += timedelta(**delta)
-
-
 @pytest.fixture
 def licensing_clock(monkeypatch):
     """The licensing domain's clock, frozen at the test's start; `.advance(seconds=...)`."""
@@ -187,9 +172,9 @@ def licensing_clock(monkeypatch):
 
     from licensing import clock
 
-    fake = FakeClock(timezone.now())
-    monkeypatch.setattr(clock, "now", fake)
-    return fake
+    frozen = clock.FrozenClock(timezone.now())
+    monkeypatch.setattr(clock, "now", frozen)
+    return frozen
 
 
 @pytest.fixture
