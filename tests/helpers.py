@@ -1,8 +1,12 @@
 """Helpers the tests share, defined once: the test tenants' hosts, a client speaking to one of
-them, the User Token exchange, `/v1/auth/me`, and assertions on the contract's error bodies.
+them, the User Token exchange, `/v1/auth/me`, assertions on the contract's error bodies, and the
+monitoring tests' client addresses and security-event lookups.
 
 Tests import these from here; conftest.py keeps fixtures only.
 """
+
+import itertools
+import random
 
 from django.test import Client
 from django_tenants.utils import schema_context
@@ -70,3 +74,31 @@ def assert_invalid(response, *fields):
     assert isinstance(body["details"], dict) and body["details"], body
     assert set(fields) <= set(body["details"]), body
     return body["details"]
+
+
+_addresses = itertools.count(random.randrange(0, 60_000))
+
+
+def fresh_address() -> str:
+    """A client address (198.18.0.0/15, the benchmarking range) no other test of the run uses:
+    alert and abuse counters are kept per address in a cache that may outlive the test."""
+    n = next(_addresses) % 65_000
+    return f"198.18.{n // 250}.{n % 250 + 1}"
+
+
+def events(kind=None, schema="alpha", **filters):
+    """The security events of a tenant, oldest first."""
+    from tokens.models import SecurityEvent
+
+    with schema_context(schema):
+        queryset = SecurityEvent.objects.select_related("user_token", "actor").order_by("id")
+        if kind is not None:
+            queryset = queryset.filter(kind=kind)
+        return list(queryset.filter(**filters))
+
+
+def one_event(kind, schema="alpha", **filters):
+    """The one security event of that kind (and filters); fails listing the tenant's events."""
+    found = events(kind, schema, **filters)
+    assert len(found) == 1, [(e.kind, e.reason, e.details) for e in events(schema=schema)]
+    return found[0]
