@@ -36,10 +36,6 @@ class TenantClient(Client):
             return super().force_login(user, backend)
 
 
-def tenant_host(schema: str) -> str:
-    return TENANTS[schema]
-
-
 def exchange(client, secret: str):
     """POST a User Token's secret to `/v1/auth/token`; the response (access and refresh tokens)."""
     return client.post("/v1/auth/token", {"user_token": secret}, content_type="application/json")
