@@ -11,20 +11,18 @@ import uuid
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django_tenants.utils import schema_context
 
 from tenants.models import Tenant
 from tenants.services import AdminAccount, ensure_public_tenant, provision_tenant
 from tests.browser import chromium  # noqa: F401 (fixture: headless Chromium, or a skip)
+from tests.helpers import TENANTS, TEST_PASSWORD, TenantClient, exchange
 from tests.live import (  # noqa: F401 (fixtures: the app served over real HTTP, committed rows)
     committed_licence,
     live_tenant_server,
 )
 
-TEST_PASSWORD = "Test-password-2026!"
 DEVELOPMENT_DATABASE = connection.settings_dict["NAME"]  # read before any test database exists
-TENANTS = {"alpha": "alpha.localhost", "beta": "beta.localhost"}
 
 
 @pytest.fixture(scope="session")
@@ -81,24 +79,6 @@ def _own_record_buffer(settings):
         discard_buffered_records()
 
 
-class TenantClient(Client):
-    """Django's test client, speaking to one tenant's host; `tenant` is the Tenant it targets."""
-
-    def __init__(self, tenant, host, **defaults):
-        super().__init__(HTTP_HOST=host, **defaults)
-        self.tenant = tenant
-        self.host = host
-
-    # Logging in writes a session and reads users: both live in the tenant's schema.
-    def login(self, **credentials):
-        with schema_context(self.tenant.schema_name):
-            return super().login(**credentials)
-
-    def force_login(self, user, backend=None):
-        with schema_context(self.tenant.schema_name):
-            return super().force_login(user, backend)
-
-
 @pytest.fixture
 def tenant_alpha(db):
     return Tenant.objects.get(schema_name="alpha")
@@ -134,10 +114,6 @@ def in_alpha(tenant_alpha):
         yield tenant_alpha
 
 
-def tenant_host(schema: str) -> str:
-    return TENANTS[schema]
-
-
 @pytest.fixture
 def make_user_token(db):
     """make_user_token(tenant="alpha", permissions=[...], owner=None, **fields) -> (token, secret).
@@ -166,10 +142,6 @@ def make_user_token(db):
     return make
 
 
-def exchange(client, secret: str):
-    return client.post("/v1/auth/token", {"user_token": secret}, content_type="application/json")
-
-
 @pytest.fixture
 def api_client(make_user_token):
     """api_client(tenant="alpha", permissions=[...], **token_fields) -> TenantClient.
@@ -193,21 +165,6 @@ def api_client(make_user_token):
     return make
 
 
-class FakeClock:
-    """`licensing.clock.now` in tests: stands still until moved, so heartbeats need no sleeps."""
-
-    def __init__(self, start):
-        self.moment = start
-
-    def __call__(self):
-        return self.moment
-
-    def advance(self, **delta) -> None:
-        from datetime import timedelta
-
-        self.moment += timedelta(**delta)
-
-
 @pytest.fixture
 def licensing_clock(monkeypatch):
     """The licensing domain's clock, frozen at the test's start; `.advance(seconds=...)`."""
@@ -215,9 +172,9 @@ def licensing_clock(monkeypatch):
 
     from licensing import clock
 
-    fake = FakeClock(timezone.now())
-    monkeypatch.setattr(clock, "now", fake)
-    return fake
+    frozen = clock.FrozenClock(timezone.now())
+    monkeypatch.setattr(clock, "now", frozen)
+    return frozen
 
 
 @pytest.fixture

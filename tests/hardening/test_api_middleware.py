@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import TENANTS, TenantClient
+from tests.helpers import TENANTS, TenantClient
 
 pytestmark = pytest.mark.django_db
 

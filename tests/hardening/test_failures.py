@@ -8,6 +8,7 @@ import sys
 import pytest
 from django.test import Client
 
+from tests.helpers import assert_error, assert_invalid
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -21,20 +22,6 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"
 def client(tenant_alpha):
     # Django's test client re-raises a view's exception; a real server answers with a response.
     return Client(HTTP_HOST="alpha.localhost", raise_request_exception=False)
-
-
-def assert_body(response, status, body):
-    assert response.status_code == status, response.content[:300]
-    assert response["Content-Type"] == "application/json"
-    assert response.json() == body
-
-
-def assert_invalid_request(response):
-    assert response.status_code == 400, response.content[:300]
-    assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert body["error"] == "Invalid request"
-    assert isinstance(body["details"], dict) and body["details"]
 
 
 # --- body too large
@@ -52,7 +39,7 @@ def test_default_limit_is_one_mebibyte(settings):
 @pytest.mark.parametrize("path", ["/v1/auth/token", "/v1/auth/refresh", "/v1/auth/me"])
 def test_body_over_the_limit_is_413(client, path):
     response = client.post(path, json_body_of(LIMIT + 1), content_type="application/json")
-    assert_body(response, 413, {"error": "Request too large"})
+    assert_error(response, 413, {"error": "Request too large"})
 
 
 def test_body_at_the_limit_is_read(client):
@@ -69,7 +56,7 @@ def test_declared_length_over_the_limit_is_413_before_the_body_is_read(client, c
         content_type=content_type,
         CONTENT_LENGTH=str(50 * LIMIT),
     )
-    assert_body(response, 413, {"error": "Request too large"})
+    assert_error(response, 413, {"error": "Request too large"})
 
 
 def test_413_also_for_an_authenticated_endpoint_with_a_token(client, api_client):
@@ -77,7 +64,7 @@ def test_413_also_for_an_authenticated_endpoint_with_a_token(client, api_client)
     response = with_token.post(
         "/v1/auth/me", json_body_of(LIMIT + 10), content_type="application/json"
     )
-    assert_body(response, 413, {"error": "Request too large"})
+    assert_error(response, 413, {"error": "Request too large"})
 
 
 def test_limit_comes_from_the_environment():
@@ -97,7 +84,7 @@ def test_limit_comes_from_the_environment():
 def test_a_smaller_configured_limit_applies(client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     response = client.post("/v1/auth/token", json_body_of(101), content_type="application/json")
-    assert_body(response, 413, {"error": "Request too large"})
+    assert_error(response, 413, {"error": "Request too large"})
     response = client.post("/v1/auth/token", json_body_of(100), content_type="application/json")
     assert response.status_code in (400, 401)  # read: refused as a token, not for its size
 
@@ -125,7 +112,7 @@ def test_a_smaller_configured_limit_applies(client, settings):
 )
 @pytest.mark.parametrize("path", ["/v1/auth/token", "/v1/auth/refresh"])
 def test_malformed_json_is_400(client, path, body):
-    assert_invalid_request(client.post(path, body, content_type="application/json"))
+    assert_invalid(client.post(path, body, content_type="application/json"))
 
 
 @pytest.mark.parametrize(
@@ -141,7 +128,7 @@ def test_malformed_json_is_400(client, path, body):
 def test_wrong_content_type_is_400(client, content_type):
     body = b'{"user_token": "3f1c3c55-6a5c-4c7e-9d93-1d3c8c1c2b6e"}'
     response = client.generic("POST", "/v1/auth/token", body, content_type=content_type)
-    assert_invalid_request(response)
+    assert_invalid(response)
 
 
 def test_unknown_charset_does_not_crash(client):
@@ -159,7 +146,7 @@ def test_non_numeric_content_length_is_not_a_crash(client):
     response = client.generic(
         "POST", "/v1/auth/token", b"{}", content_type="application/json", CONTENT_LENGTH="many"
     )
-    assert_invalid_request(response)
+    assert_invalid(response)
 
 
 # --- unknown routes and methods
@@ -179,19 +166,19 @@ def test_non_numeric_content_length_is_not_a_crash(client):
 @pytest.mark.parametrize("method", ["get", "post", "delete", "put", "patch", "options"])
 def test_unknown_route_is_404(client, path, method):
     response = getattr(client, method)(path)
-    assert_body(response, 404, {"error": "Not found"})
+    assert_error(response, 404, {"error": "Not found"})
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
 def test_the_api_index_only_answers_get(client, method):
     response = getattr(client, method)("/v1/")
-    assert_body(response, 405, {"error": "Method not allowed"})
+    assert_error(response, 405, {"error": "Method not allowed"})
 
 
 @pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
 def test_method_the_route_does_not_have_is_405(client, method):
     response = getattr(client, method)("/v1/auth/token")
-    assert_body(response, 405, {"error": "Method not allowed"})
+    assert_error(response, 405, {"error": "Method not allowed"})
     assert "POST" in response["Allow"]
 
 
@@ -220,14 +207,14 @@ def assert_no_page(response):
 @pytest.mark.parametrize("where", ["plain", "api", "middleware"])
 def test_unexpected_exception_is_json_500(failing_app, where):
     response = failing_app.get(f"/v1/test-failures/{where}", HTTP_ACCEPT=BROWSER_ACCEPT)
-    assert_body(response, 500, {"error": "Internal server error"})
+    assert_error(response, 500, {"error": "Internal server error"})
     assert_no_page(response)
 
 
 @pytest.mark.parametrize("where", ["plain-db", "api-db", "middleware-db"])
 def test_database_error_is_503(failing_app, where):
     response = failing_app.get(f"/v1/test-failures/{where}", HTTP_ACCEPT=BROWSER_ACCEPT)
-    assert_body(response, 503, {"error": "Service unavailable"})
+    assert_error(response, 503, {"error": "Service unavailable"})
     assert_no_page(response)
 
 

@@ -155,12 +155,3 @@ def post(client, path, body):
 
 def patch(client, path, body):
     return client.patch(path, body, content_type="application/json")
-
-
-def assert_invalid(response, *fields):
-    """A 400 with the contract's body, naming at least `fields` in its details; the details."""
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"] == "Invalid request"
-    assert set(fields) <= set(body["details"]), body
-    return body["details"]

@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.licensing.factories import assert_invalid, make_plan, patch, post
+from tests.helpers import assert_invalid
+from tests.licensing.factories import make_plan, patch, post
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from django.utils.dateparse import parse_datetime
 from django_tenants.utils import schema_context
 
 from licensing.models import License, Plan
+from tests.helpers import assert_invalid
 from tests.licensing.factories import (
-    assert_invalid,
     make_customer,
     make_license,
     make_plan,

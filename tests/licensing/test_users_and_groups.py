@@ -7,8 +7,8 @@ from django.contrib.auth.models import Permission as AdminPermission
 from django_tenants.utils import schema_context
 
 from licensing.models import Group
+from tests.helpers import assert_invalid
 from tests.licensing.factories import (
-    assert_invalid,
     make_group,
     make_license,
     make_user,

@@ -5,8 +5,7 @@ import logging
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.conftest import TENANTS, TenantClient, exchange
-from tests.monitoring.conftest import fresh_address
+from tests.helpers import TENANTS, TenantClient, exchange, fresh_address
 from tokens.models import Alert
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.conftest import TENANTS, TenantClient, exchange
+from tests.helpers import TENANTS, TenantClient, exchange
 from tokens import services, usage
 from tokens.models import (
     Alert,

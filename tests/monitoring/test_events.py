@@ -8,8 +8,7 @@ from django_tenants.utils import schema_context
 
 from tenants.models import Tenant
 from tenants.record_buffer import drain_buffered_records
-from tests.conftest import TENANTS, TenantClient, exchange
-from tests.monitoring.conftest import events, one_event
+from tests.helpers import TENANTS, TenantClient, events, exchange, one_event
 from tokens import monitoring, services, signals
 from tokens.models import SecurityEvent, UserToken
 

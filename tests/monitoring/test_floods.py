@@ -6,8 +6,7 @@ import pytest
 from django.db.models import Sum
 from django_tenants.utils import schema_context
 
-from tests.conftest import TENANTS, TenantClient
-from tests.monitoring.conftest import fresh_address
+from tests.helpers import TENANTS, TenantClient, fresh_address
 from tokens import monitoring
 from tokens.models import SecurityEvent
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from tenants import throttling
 from tenants.models import Tenant
-from tests.conftest import exchange
+from tests.helpers import exchange, me
 
 pytestmark = pytest.mark.django_db
 
@@ -27,10 +27,6 @@ def validate(client, key="NOPE-NOPE-NOPE", **extra):
     return client.post(
         "/v1/licenses/validate", {"key": key}, content_type="application/json", **extra
     )
-
-
-def me(client, **extra):
-    return client.get("/v1/auth/me", **extra)
 
 
 def remaining(response) -> int:

@@ -13,7 +13,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from tenants import services
 from tenants.models import Domain, Tenant
-from tests.conftest import TENANTS, TenantClient
+from tests.helpers import TENANTS, TenantClient
 from tokens.catalogue import Permission
 
 pytestmark = pytest.mark.django_db

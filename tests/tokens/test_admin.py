@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.conftest import TENANTS, TenantClient
+from tests.helpers import ACCESS_DENIED, INVALID_TOKEN, TENANTS, TenantClient, exchange
 from tokens import hashing, signals
 from tokens.catalogue import PRESET_PERMISSIONS, Category, Permission, Preset
 from tokens.models import UserToken
@@ -27,8 +27,6 @@ pytestmark = pytest.mark.django_db
 
 ADD_URL = "/admin/tokens/usertoken/add/"
 CHANGELIST_URL = "/admin/tokens/usertoken/"
-ACCESS_DENIED = {"error": "Access denied"}
-INVALID_TOKEN = {"error": "Invalid token"}
 
 
 # --- Helpers
@@ -91,10 +89,6 @@ def owner(in_alpha):
 def api(tenant_alpha):
     """A client of alpha's API without credentials (no admin session either)."""
     return TenantClient(tenant_alpha, TENANTS["alpha"])
-
-
-def exchange(api, secret):
-    return api.post("/v1/auth/token", {"user_token": secret}, content_type="application/json")
 
 
 def bearer(api, access_token, path):

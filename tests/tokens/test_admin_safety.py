@@ -11,7 +11,7 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
 from django_tenants.utils import schema_context
 
-from tests.conftest import TENANTS, TenantClient
+from tests.helpers import TENANTS, TenantClient
 from tests.tokens.test_admin import (
     ADD_URL,
     CHANGELIST_URL,

@@ -11,24 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.conftest import exchange
+from tests.helpers import assert_invalid_token, exchange, me
 from tokens import services
 from tokens.jwt import ApiAccessToken, ApiRefreshToken, issue
 from tokens.models import UserToken
 
 pytestmark = pytest.mark.django_db
-
-INVALID_TOKEN = {"error": "Invalid token"}
-
-
-def assert_invalid_token(response):
-    assert response.status_code == 401, response.content
-    assert response.json() == INVALID_TOKEN
-    assert response["WWW-Authenticate"].startswith("Bearer")
-
-
-def me(client, access, **extra):
-    return client.get("/v1/auth/me", HTTP_AUTHORIZATION=f"Bearer {access}", **extra)
 
 
 def refresh_pair(client, refresh_token):

@@ -10,18 +10,11 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.conftest import exchange
+from tests.helpers import ACCESS_DENIED, INVALID_TOKEN, exchange, me
 from tokens import services
 from tokens.models import Alert, SecurityEvent, UserToken
 
 pytestmark = pytest.mark.django_db
-
-INVALID_TOKEN = {"error": "Invalid token"}
-ACCESS_DENIED = {"error": "Access denied"}
-
-
-def me(client, access):
-    return client.get("/v1/auth/me", HTTP_AUTHORIZATION=f"Bearer {access}")
 
 
 def refresh_pair(client, refresh_token):

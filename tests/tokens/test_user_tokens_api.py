@@ -4,7 +4,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django_tenants.utils import schema_context
 
-from tests.conftest import exchange
+from tests.helpers import exchange
 from tokens.catalogue import ALL_PERMISSIONS
 from tokens.models import UserToken
 

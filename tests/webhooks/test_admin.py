@@ -6,7 +6,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django_tenants.utils import schema_context
 
-from tests.conftest import TENANTS, TenantClient
+from tests.helpers import TENANTS, TenantClient
 from tests.licensing.factories import PUBLIC_WEBHOOK_URL
 from webhooks import services
 from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint

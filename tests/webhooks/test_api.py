@@ -4,7 +4,8 @@
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.licensing.factories import PUBLIC_WEBHOOK_URL, assert_invalid, patch, post
+from tests.helpers import assert_invalid
+from tests.licensing.factories import PUBLIC_WEBHOOK_URL, patch, post
 from tokens.catalogue import Permission
 from webhooks import services
 from webhooks.models import WebhookEndpoint
