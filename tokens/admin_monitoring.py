@@ -30,17 +30,15 @@ class TenantOnlyAdmin(SchemaScopedAdmin, admin.ModelAdmin):
 
 @admin.register(SecurityEvent)
 class SecurityEventAdmin(TenantOnlyAdmin):
+    # Fits a 1366 px screen: the token, method and path are on each event's page.
     list_display = [
         "created_at",
         "kind",
-        "reason",
+        "reason_display",
         "address",
-        "user_token",
         "token_hint",
         "actor",
         "via",
-        "method",
-        "path",
         "count",
     ]
     # No filter over free-text columns: their distinct values would be scanned on a big table.
@@ -65,6 +63,10 @@ class SecurityEventAdmin(TenantOnlyAdmin):
         "details",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Reason", ordering="reason")
+    def reason_display(self, obj):
+        return dashboard.reason_label(obj.reason)
 
 
 def acknowledge(alerts, user) -> int:

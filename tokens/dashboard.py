@@ -8,8 +8,10 @@ from datetime import date, datetime, timedelta
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
 from licensing.models import Machine
@@ -159,7 +161,60 @@ def bar_chart(series: Series, width: int = 640, height: int = 180) -> SafeString
     )
 
 
-def summary(now: datetime) -> list[tuple[str, int]]:
+# Reasons recorded on security events, in words; an unknown code is shown de-underscored.
+REASON_LABELS = {
+    "unknown_token": "Unknown token",
+    "token_expired": "Token expired",
+    "token_inactive": "Token deactivated",
+    "invalid_jwt": "Invalid access token",
+    "revoked_by_refresh": "Access token replaced by a refresh",
+    "missing_credentials": "No credentials sent",
+    "bad_credentials": "Wrong username or password",
+    "missing_permission": "Missing permission",
+    "licence": "Licence requests",
+    "licence_expired": "Platform licence expired",
+    "expired_on_purpose": "Expired by an administrator",
+    "expires_at_passed": "Expiry date passed",
+    "activation_limit": "Activation limit reached",
+    "abuse": "Abuse",
+    "client": "Client requests",
+}
+
+
+FLAG_LABELS = {
+    audit.Flag.NEVER_USED: "never used",
+    audit.Flag.UNUSED_PERMISSIONS: "unused permissions",
+    audit.Flag.REFRESH_OVERDUE: "refresh overdue",
+    audit.Flag.EXPIRING_SOON: "expiring soon",
+    audit.Flag.EXPIRED: "expired",
+    audit.Flag.INACTIVE: "inactive",
+}
+
+
+def reason_label(code: str) -> str:
+    if not code:
+        return ""
+    return REASON_LABELS.get(code) or code.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    value: int
+    url: str
+
+
+def _events_url(kinds, since: datetime) -> str:
+    query = {"created_at__gte": since.isoformat(timespec="seconds")}
+    if len(kinds) == 1:
+        query["kind__exact"] = kinds[0]
+    else:
+        query["kind__in"] = ",".join(kinds)
+    return f"{reverse('admin:tokens_securityevent_changelist')}?{urlencode(query)}"
+
+
+def summary(now: datetime) -> list[Tile]:
+    """The last 24 hours' figures, each linking to the admin list of what it counts."""
     since = now - timedelta(hours=24)
     recent = SecurityEvent.objects.filter(created_at__gte=since)
     totals = dict(
@@ -167,13 +222,38 @@ def summary(now: datetime) -> list[tuple[str, int]]:
     )
     failed = sum(totals.get(kind, 0) for kind in monitoring.FAILED_AUTHENTICATION_KINDS)
     Kind = SecurityEvent.Kind
+    alerts = reverse("admin:tokens_alert_changelist")
     return [
-        ("Token exchanges", totals.get(Kind.TOKEN_EXCHANGED, 0)),
-        ("Failed authentications", failed),
-        ("Permission denials", totals.get(Kind.PERMISSION_DENIED, 0)),
-        ("Rate-limit hits", totals.get(Kind.RATE_LIMIT_HIT, 0)),
-        ("Activation refusals", totals.get(Kind.ACTIVATION_REFUSED, 0)),
-        ("Open alerts", Alert.objects.filter(status=Alert.Status.OPEN).count()),
+        Tile(
+            "Token exchanges",
+            totals.get(Kind.TOKEN_EXCHANGED, 0),
+            _events_url([Kind.TOKEN_EXCHANGED], since),
+        ),
+        Tile(
+            "Failed authentications",
+            failed,
+            _events_url(list(monitoring.FAILED_AUTHENTICATION_KINDS), since),
+        ),
+        Tile(
+            "Permission denials",
+            totals.get(Kind.PERMISSION_DENIED, 0),
+            _events_url([Kind.PERMISSION_DENIED], since),
+        ),
+        Tile(
+            "Rate-limit hits",
+            totals.get(Kind.RATE_LIMIT_HIT, 0),
+            _events_url([Kind.RATE_LIMIT_HIT], since),
+        ),
+        Tile(
+            "Activation refusals",
+            totals.get(Kind.ACTIVATION_REFUSED, 0),
+            _events_url([Kind.ACTIVATION_REFUSED], since),
+        ),
+        Tile(
+            "Open alerts",
+            Alert.objects.filter(status=Alert.Status.OPEN).count(),
+            f"{alerts}?{urlencode({'status__exact': Alert.Status.OPEN})}",
+        ),
     ]
 
 
@@ -188,11 +268,17 @@ def context(now: datetime | None = None, unused_days: int = 90) -> dict:
         "unused_days": unused_days,
         "charts": [(s, bar_chart(s)) for s in series],
         "summary": summary(now),
-        "audits": audits,
+        "audits": [
+            (row, [(flag, FLAG_LABELS.get(flag, flag.replace("_", " "))) for flag in row.flags])
+            for row in audits
+        ],
         "open_alerts": list(
             Alert.objects.filter(status=Alert.Status.OPEN).select_related("user_token")[:50]
         ),
-        "recent_events": list(
-            SecurityEvent.objects.select_related("user_token", "actor").order_by("-created_at")[:15]
-        ),
+        "recent_events": [
+            (event, reason_label(event.reason))
+            for event in SecurityEvent.objects.select_related("user_token", "actor").order_by(
+                "-created_at"
+            )[:15]
+        ],
     }

@@ -63,7 +63,7 @@ def test_dashboard_in_a_browser(live_tenant_server, demo_activity, browser):
     tokens_table = page.inner_text("#dashboard-tokens")
     for token in demo_activity.tokens:
         assert token.name in tokens_table
-    assert "refresh_overdue" in tokens_table and "never_used" in tokens_table
+    assert "refresh overdue" in tokens_table and "never used" in tokens_table  # in words
     # The stylesheet is served from static/, and applied.
     bar_fill = page.eval_on_selector(
         "svg.dashboard-failures rect.dashboard-bar", "bar => getComputedStyle(bar).fill"
