@@ -208,6 +208,45 @@ def iso_datetime(value, zone):
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+LICENSE_COLUMNS = (
+    "id",
+    "key",
+    "product_id",
+    "plan_id",
+    "customer_id",
+    "user_id",
+    "status",
+    "starts_at",
+    "expires_at",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+
+
+def license_answer(row: dict, zone=None) -> dict:
+    """A licence as LicenseSerializer presents it, from a `.values(*LICENSE_COLUMNS)` row: the
+    read path's answer without a serializer or a model instance (the same JSON, byte for byte;
+    tests/licensing/test_license_representation.py compares them)."""
+    zone = zone or timezone.get_current_timezone()
+    expires_at = row["expires_at"]
+    return {
+        "id": row["id"],
+        "key": row["key"],
+        "product": row["product_id"],
+        "plan": row["plan_id"],
+        "customer": row["customer_id"],
+        "user": row["user_id"],
+        "status": row["status"],
+        "starts_at": iso_datetime(row["starts_at"], zone),
+        "expires_at": iso_datetime(expires_at, zone),
+        "expired": expires_at is not None and expires_at <= timezone.now(),
+        "metadata": row["metadata"],
+        "created_at": iso_datetime(row["created_at"], zone),
+        "updated_at": iso_datetime(row["updated_at"], zone),
+    }
+
+
 class LicenseSerializer(StrictSerializer):
     product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
     plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.all())

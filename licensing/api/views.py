@@ -6,6 +6,7 @@ tenant is simply not there and answers 404.
 
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q
+from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, AllowAny
@@ -20,6 +21,7 @@ from config.http_signatures import SignedAnswers, iso_utc
 from config.pagination import ApiCursorPagination
 from licensing import clock, offline, services
 from licensing.api.serializers import (
+    LICENSE_COLUMNS,
     ActivatedMachineSerializer,
     ActivationRequestSerializer,
     CheckoutRequestSerializer,
@@ -34,6 +36,7 @@ from licensing.api.serializers import (
     UserSerializer,
     ValidatedLicenseSerializer,
     ValidationRequestSerializer,
+    license_answer,
 )
 from licensing.models import (
     Customer,
@@ -238,6 +241,15 @@ class LicenseViewSet(ResourceViewSet):
         "customer": (object_id, "customer_id"),
         "user": (object_id, "user_id"),
     }
+
+    # A page answers from the selected columns, without a serializer or model instances
+    # (license_answer: LicenseSerializer's JSON, byte for byte). A single read keeps get_object:
+    # through .values() it measured more instructions, not fewer (docs/performance.md).
+    def list_page(self):
+        rows = self.filter_queryset(self.get_queryset()).values(*LICENSE_COLUMNS)
+        zone = timezone.get_current_timezone()
+        page = [license_answer(row, zone) for row in self.paginate_queryset(rows)]
+        return self.get_paginated_response(page)
 
     def create(self, request):
         license = services.issue_license(**self.validated())

@@ -50,3 +50,28 @@ def test_times_are_utc_with_a_z(licences):
     data = LicenseSerializer(licences[1]).data
     assert data["expires_at"].endswith("Z") and data["expires_at"] > data["starts_at"]
     assert data["expired"] is False and LicenseSerializer(licences[2]).data["expired"] is True
+
+
+def test_the_read_paths_answer_is_the_serializers_byte_for_byte(licences):
+    """`license_answer` (GET /v1/licenses and /v1/licenses/{id}) renders the same JSON as the
+    serializer (and DRF's field-by-field representation), nulls, times, expiry and metadata."""
+    from rest_framework.renderers import JSONRenderer
+
+    from licensing.api.serializers import LICENSE_COLUMNS, license_answer
+    from licensing.models import License
+
+    licences[1].save()  # the suspended status, stored
+    rows = {row["id"]: row for row in License.objects.values(*LICENSE_COLUMNS)}
+    render = JSONRenderer().render
+    for licence in licences:
+        licence.refresh_from_db()
+        lean = license_answer(rows[licence.pk])
+        assert render(lean) == render(LicenseSerializer(licence).data)
+        assert render(lean) == render(drf_representation(LicenseSerializer, licence))
+    assert [license_answer(rows[licence.pk])["expired"] for licence in licences] == [
+        False,
+        False,
+        True,
+    ]
+    assert license_answer(rows[licences[0].pk])["customer"] is None
+    assert license_answer(rows[licences[1].pk])["metadata"]["nested"] == {"x": None}

@@ -9,9 +9,9 @@ from tokens import services
 from tokens.api.authentication import refuse
 from tokens.api.serializers import (
     ExchangeSerializer,
-    MeSerializer,
     RefreshSerializer,
     UserTokenSerializer,
+    me_answer,
 )
 from tokens.catalogue import Permission
 from tokens.models import UserToken
@@ -71,7 +71,7 @@ class MeView(APIView):
     required_permissions = {"GET": ()}
 
     def get(self, request):
-        return Response(MeSerializer().to_representation(request))
+        return Response(me_answer(request))
 
 
 class UserTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
