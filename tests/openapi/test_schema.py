@@ -151,7 +151,7 @@ def test_the_licence_list_describes_its_expired_filter(schema):
         ("", "application/vnd.oai.openapi+json", "application/vnd.oai.openapi+json"),
         ("?format=yaml", None, "application/vnd.oai.openapi"),
         ("", "application/yaml", "application/yaml"),
-        ("", "text/html,application/xhtml+xml,*/*;q=0.8", "application/vnd.oai.openapi"),
+        ("", "text/html,application/xhtml+xml,*/*;q=0.8", "text/plain"),
     ],
 )
 def test_json_or_yaml_by_accept_or_format(alpha_client, query, accept, content_type):
