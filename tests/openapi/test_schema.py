@@ -40,16 +40,6 @@ TOKEN_FREE = {
 NOT_OPERATIONS = {"/v1/", "/v1/schema", "/v1/docs"}
 
 
-@pytest.fixture(scope="module")
-def schema(django_db_setup, django_db_blocker):
-    from django.test import Client
-
-    with django_db_blocker.unblock():
-        response = Client(HTTP_HOST="alpha.localhost").get("/v1/schema?format=json")
-    assert response.status_code == 200
-    return json.loads(response.content)
-
-
 def operations(schema):
     for path, item in schema["paths"].items():
         for method, operation in item.items():
