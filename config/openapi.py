@@ -18,6 +18,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inl
 from rest_framework import serializers
 
 from config import errors
+from config.openapi_texts import CURSOR, TENANT_URL, texts_for
 from tokens.api.permissions import required_for
 from tokens.catalogue import Permission
 
@@ -183,7 +184,35 @@ def add_error_components(result, generator, request, public):
     for name, message in ERROR_SCHEMAS.items():
         schemas[name] = _error_schema(message, details=name == "InvalidRequestError")
     components["responses"] = {**components.get("responses", {}), **ERROR_RESPONSES}
+    add_texts(result)
     return result
+
+
+def add_texts(result: dict) -> None:
+    """Each operation's summary, description and examples (config/openapi_texts.py), with the
+    permission note ApiAutoSchema wrote; the cursor URLs of list pages are this API's."""
+    for path, item in result.get("paths", {}).items():
+        for method, operation in item.items():
+            texts = texts_for(method, path)
+            if texts is None:
+                continue
+            note = operation.get("description", "").rsplit("\n\n", 1)[-1]
+            operation["summary"] = texts["summary"]
+            operation["description"] = f"{texts['description']}\n\n{note}"
+            if "request" in texts:
+                for media in operation.get("requestBody", {}).get("content", {}).values():
+                    media["examples"] = {"example": {"value": texts["request"]}}
+            if "response" in texts:
+                for status, response in operation.get("responses", {}).items():
+                    if status.startswith("2") and "content" in response:
+                        media = response["content"].get("application/json")
+                        if media is not None:
+                            media["examples"] = {"example": {"value": texts["response"]}}
+                        break
+    for name, schema in result.get("components", {}).get("schemas", {}).items():
+        if name.startswith("Paginated") and "next" in schema.get("properties", {}):
+            schema["properties"]["next"]["example"] = f"{TENANT_URL}/v1/licenses?cursor={CURSOR}"
+            schema["properties"]["previous"]["example"] = None
 
 
 class ApiAutoSchema(AutoSchema):

@@ -2,6 +2,7 @@
 fuzzer may create, change and delete anything in it; it is dropped afterwards.
 """
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -65,3 +66,14 @@ def fuzz_target(django_db_setup, django_db_blocker):
             connection.set_schema_to_public()
             Domain.objects.filter(tenant=tenant).delete()
             Tenant.objects.get(pk=tenant.pk).delete(force_drop=True)
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_setup, django_db_blocker):
+    """/v1/schema of tenant alpha, as JSON."""
+    from django.test import Client
+
+    with django_db_blocker.unblock():
+        response = Client(HTTP_HOST="alpha.localhost").get("/v1/schema?format=json")
+    assert response.status_code == 200
+    return json.loads(response.content)
