@@ -9,8 +9,9 @@ table ONE multi-row `INSERT ... ON CONFLICT (request_id) DO NOTHING`, so a batch
 Where the queue lives:
 
 - **With Redis** (the counter store, with REDIS_URL): a list per tenant (`RPUSH` before the
-  answer leaves: one round trip, besides the request's counters), so a worker that dies, even by
-  SIGKILL, loses nothing it answered. A periodic job drains it: `manage.py drain_records --every
+  answer leaves; in an API request it rides the request's settling round trip, with the abuse
+  throttle's give-back: `deferred_pushes`), so a worker that dies, even by SIGKILL, loses nothing
+  it answered. A periodic job drains it: `manage.py drain_records --every
   2` (or `drain_buffered_records()` from a task queue). A drain holds a per-tenant lock in Redis; it reads a batch, commits it, then trims exactly what it read.
   The list is bounded: past `RECORD_BUFFER_MAX` rows (the drain is not running) the request that
   finds it full drains its tenant itself. Redis unreachable: the row is written at once.
@@ -34,6 +35,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from django.apps import apps
@@ -80,6 +83,11 @@ def _redis():
     return store.client.get_client(write=True)
 
 
+# The Redis pushes a request defers to its last round trip (see `deferred_pushes`): (schema,
+# entry) pairs, or None outside such a request (pushed at once).
+_deferred: ContextVar[list[tuple[str, str]] | None] = ContextVar("deferred_pushes", default=None)
+
+
 def buffer_record(model: type[Model], **fields) -> str:
     """Queue one row of `model` for the current tenant's schema; its request id."""
     fields.setdefault(REQUEST_ID, str(uuid.uuid4()))
@@ -89,18 +97,86 @@ def buffer_record(model: type[Model], **fields) -> str:
     if client is None:
         _local.push(schema, entry)
         return fields[REQUEST_ID]
-    try:
-        pipe = client.pipeline(transaction=False)
-        pipe.rpush(_list_key(schema), entry)
-        pipe.sadd(_schemas_key(), schema)
-        length, _ = pipe.execute()
-    except Exception:  # Redis unreachable: the row must not be lost, write it now
-        logger.warning("Record buffer unreachable; writing a %s row at once", model._meta.label)
-        write_entries(schema, [entry])
+    deferred = _deferred.get()
+    if deferred is not None:  # pushed with the request's settling round trip, before the answer
+        deferred.append((schema, entry))
         return fields[REQUEST_ID]
-    if length > settings.RECORD_BUFFER_MAX:
-        _drain_redis_schema(client, schema)
+    pipe = client.pipeline(transaction=False)
+    lengths = queue_pushes(pipe, [(schema, entry)])
+    try:
+        results = pipe.execute()
+    except Exception:  # Redis unreachable: the row must not be lost, write it now
+        pushes_failed([(schema, entry)])
+        return fields[REQUEST_ID]
+    pushes_done(client, lengths, results)
     return fields[REQUEST_ID]
+
+
+@contextmanager
+def deferred_pushes():
+    """Within it (an API request, TenantLicenceMiddleware), `buffer_record` keeps its Redis pushes
+    for `take_deferred()`, which the request's settling round trip sends (with the abuse
+    throttle's give-back) before the answer leaves; whatever is left at the end is pushed then."""
+    token = _deferred.set([])
+    try:
+        yield
+    finally:
+        left = _deferred.get() or []
+        _deferred.reset(token)
+        client = _redis() if left else None
+        if client is not None:
+            pipe = client.pipeline(transaction=False)
+            lengths = queue_pushes(pipe, left)
+            try:
+                results = pipe.execute()
+            except Exception:  # noqa: BLE001 - the rows must not be lost: written now
+                pushes_failed(left)
+            else:
+                pushes_done(client, lengths, results)
+
+
+def take_deferred() -> list[tuple[str, str]]:
+    """The pushes deferred so far in this request (taken: the caller sends them)."""
+    deferred = _deferred.get()
+    if not deferred:
+        return []
+    taken = list(deferred)
+    deferred.clear()
+    return taken
+
+
+def queue_pushes(pipe, entries: list[tuple[str, str]]) -> list[tuple[str, int]]:
+    """Queue the pushes of (schema, entry) pairs on a Redis pipeline (RPUSH per tenant, one SADD
+    of the tenants): (schema, index of its RPUSH's result) per tenant, for `pushes_done`."""
+    by_schema: dict[str, list[str]] = {}
+    for schema, entry in entries:
+        by_schema.setdefault(schema, []).append(entry)
+    start = len(pipe)
+    lengths = []
+    for i, (schema, rows) in enumerate(by_schema.items()):
+        pipe.rpush(_list_key(schema), *rows)
+        lengths.append((schema, start + i))
+    if by_schema:
+        pipe.sadd(_schemas_key(), *by_schema)
+    return lengths
+
+
+def pushes_done(client, lengths: list[tuple[str, int]], results: list) -> None:
+    """After the pipeline ran: a tenant whose list passed RECORD_BUFFER_MAX is drained now."""
+    for schema, index in lengths:
+        if results[index] > settings.RECORD_BUFFER_MAX:
+            _drain_redis_schema(client, schema)
+
+
+def pushes_failed(entries: list[tuple[str, str]]) -> None:
+    """Redis unreachable: the rows must not be lost, they are written at once (a push that did
+    reach Redis is written once anyway: ON CONFLICT (request_id) DO NOTHING)."""
+    logger.warning("Record buffer unreachable; writing %d rows at once", len(entries))
+    by_schema: dict[str, list[str]] = {}
+    for schema, entry in entries:
+        by_schema.setdefault(schema, []).append(entry)
+    for schema, rows in by_schema.items():
+        write_entries(schema, rows)
 
 
 def drain_buffered_records(schema: str | None = None) -> int:

@@ -12,13 +12,16 @@ A counted request reaches the store once: the throttle sends the licence increme
 this attempt on the view's abuse counter (`abuse_scope`) and the usage counts the permission check
 queued as one batch (tenants.counters: one EVALSHA with Redis), with django-ratelimit's keys and
 windows. An attempt is counted before the secret or key is checked (exact under concurrency); one
-that did not fail gives its unit back when the answer is settled (one more round trip).
+that did not fail gives its unit back when the answer is settled: one more round trip, which also
+pushes the records the request buffered (tenants.record_buffer), so a successful validation or
+token exchange costs two.
 
 If the counter store cannot be reached the API keeps answering (fail open), logged at ERROR.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import time
@@ -34,8 +37,8 @@ from rest_framework.throttling import BaseThrottle
 
 from config.client_address import client_address
 from config.errors import INVALID_LICENSE, LicenceLimitReached, is_api_request, json_error
-from tenants import signals
-from tenants.counters import CounterBatch, Op
+from tenants import record_buffer, signals
+from tenants.counters import CounterBatch, NoScriptError, Op, RedisCache
 
 logger = logging.getLogger(__name__)
 
@@ -254,12 +257,61 @@ def count_failed_attempt(request, scope: str) -> dict | None:
     return _run_one(request, _abuse_counter(request, scope), Op.INCR)
 
 
+# A give-back as django-redis's `decr` does it (a counter whose window ended is not recreated):
+# the new count, nil when the counter is gone.
+GIVE_BACK_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECRBY', KEYS[1], ARGV[1])
+end
+return false
+"""
+GIVE_BACK_SHA = hashlib.sha1(GIVE_BACK_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's name
+
+
 def release_unconfirmed_attempts(request) -> None:
-    """Give back the units of attempts that did not fail (a success, a malformed request)."""
+    """Give back the units of attempts that did not fail (a success, a malformed request).
+
+    With Redis this is the request's last round trip: one pipeline with the records the request
+    buffered (tenants.record_buffer.deferred_pushes), sent before the answer leaves."""
     reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
-    while reserved:
-        _scope, cache_key = reserved.popitem()
-        give_back(request, cache_key)
+    cache_keys = list(reserved.values())
+    reserved.clear()
+    store = caches[settings.RATELIMIT_USE_CACHE]
+    if RedisCache is None or not isinstance(store, RedisCache):
+        for cache_key in cache_keys:
+            give_back(request, cache_key)
+        return
+    entries = record_buffer.take_deferred()
+    if not cache_keys and not entries:
+        return
+    client = store.client.get_client(write=True)
+    pipe = client.pipeline(transaction=False)
+    stored_keys = [store.make_key(cache_key) for cache_key in cache_keys]
+    for key in stored_keys:
+        pipe.evalsha(GIVE_BACK_SHA, 1, key, 1)
+    lengths = record_buffer.queue_pushes(pipe, entries)
+    try:
+        results = pipe.execute(raise_on_error=False)
+    except Exception as error:  # noqa: BLE001 - fail open; the records are written at once
+        if cache_keys:
+            _store_failed(request, error)
+        if entries:
+            record_buffer.pushes_failed(entries)
+        return
+    for key, result in zip(stored_keys, results, strict=False):
+        if isinstance(result, NoScriptError):  # a restarted or flushed Redis: register it again
+            try:
+                client.script_load(GIVE_BACK_SCRIPT)
+                client.evalsha(GIVE_BACK_SHA, 1, key, 1)
+            except Exception as error:  # noqa: BLE001 - fail open
+                _store_failed(request, error)
+        elif isinstance(result, Exception):
+            _store_failed(request, result)
+    pushed = results[len(stored_keys) :]
+    if any(isinstance(result, Exception) for result in pushed):  # not pushed: written now
+        record_buffer.pushes_failed(entries)
+    else:
+        record_buffer.pushes_done(client, lengths, results)
 
 
 # --- The tenant's licence: request_limit per request_period.
@@ -382,13 +434,16 @@ class TenantLicenceMiddleware:
         tenant = _tenant(request) if is_api_request(request) else None
         if tenant is None:
             return self.get_response(request)
-        if tenant.licence_expired():
-            signals.licence_refused.send(sender=__name__, request=request, tenant=tenant)
-            response = json_error(403, INVALID_LICENSE)
-        else:
-            response = self.get_response(request)
-        with schema_context(tenant.schema_name):  # cache keys carry the tenant's schema
-            counter = self.settle(request, response, tenant)
+        # The records the view buffers go to Redis with the give-back (release_unconfirmed_
+        # attempts): one round trip once the answer is settled, before it leaves.
+        with record_buffer.deferred_pushes():
+            if tenant.licence_expired():
+                signals.licence_refused.send(sender=__name__, request=request, tenant=tenant)
+                response = json_error(403, INVALID_LICENSE)
+            else:
+                response = self.get_response(request)
+            with schema_context(tenant.schema_name):  # cache keys carry the tenant's schema
+                counter = self.settle(request, response, tenant)
         for name, value in counter.headers().items():
             response[name] = value
         return response
