@@ -9,7 +9,5 @@ from django.dispatch import Signal
 request_limit_reached = Signal()
 # the per-address abuse throttle refused a request: scope, address
 abuse_throttled = Signal()
-# the counter store failed and the request was let through: error (exception class name)
-counter_store_unavailable = Signal()
 # the tenant's platform licence has expired and a /v1/ request was refused: tenant
 licence_refused = Signal()

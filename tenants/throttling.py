@@ -111,9 +111,6 @@ def _store_failed(request, error: Exception) -> None:
             type(error).__name__,
             error,
         )
-    signals.counter_store_unavailable.send(
-        sender=__name__, request=_http_request(request), error=type(error).__name__
-    )
 
 
 class RateCounter:
