@@ -11,7 +11,10 @@ import secrets
 import time
 
 from django.conf import settings
-from django.http import HttpResponseRedirect
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import reverse
 
 
 def _xor(data: bytes, pad: bytes) -> bytes:
@@ -82,3 +85,30 @@ class SecretHandoff:
 
     def forget(self, response) -> None:
         response.delete_cookie(self.cookie, path=self.path, samesite="Strict")
+
+
+class SecretPageMixin:
+    """A ModelAdmin's page that shows a handed-off secret once: the GET after the POST that made
+    it. `handoff_class(pk)` finds it; `secret_response(request, obj, secret, **facts)` shows it."""
+
+    handoff_class: type[SecretHandoff]
+    lost_secret_message: str
+
+    def secret_view(self, request, object_id):
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No such {self.opts.verbose_name}.")
+        handoff = self.handoff_class(obj.pk)
+        taken = handoff.take(request)
+        if taken is None:
+            self.message_user(request, self.lost_secret_message, messages.WARNING)
+            opts = self.opts
+            change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            response = HttpResponseRedirect(change)
+        else:
+            secret, facts = taken
+            response = self.secret_response(request, obj, secret, **facts)
+        handoff.forget(response)
+        return response

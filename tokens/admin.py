@@ -92,7 +92,12 @@ def change_url(token: UserToken) -> str:
 
 
 @admin.register(UserToken)
-class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+class UserTokenAdmin(secret_handoff.SecretPageMixin, SchemaScopedAdmin, admin.ModelAdmin):
+    handoff_class = SecretHandoff
+    lost_secret_message = (
+        "A secret is shown only once, right after it is made, and is stored nowhere. "
+        "If it was lost, refresh the token to issue a new one."
+    )
     form = UserTokenForm
     add_form = UserTokenAddForm
     change_form_template = "admin/tokens/usertoken/change_form.html"
@@ -392,29 +397,6 @@ class UserTokenAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             f"Deactivated {count} user token{'s' if count != 1 else ''}.",
             messages.SUCCESS,
         )
-
-    def secret_view(self, request, object_id):
-        """The one page that ever shows a secret, once: the GET after Add or Refresh."""
-        if request.method != "GET":
-            return HttpResponseNotAllowed(["GET"])
-        token = self.get_object(request, unquote(object_id))
-        if token is None:
-            raise Http404("No such user token.")
-        handoff = SecretHandoff(token.pk)
-        taken = handoff.take(request)
-        if taken is None:
-            self.message_user(
-                request,
-                "A secret is shown only once, right after it is made, and is stored nowhere. "
-                "If it was lost, refresh the token to issue a new one.",
-                messages.WARNING,
-            )
-            response = HttpResponseRedirect(change_url(token))
-        else:
-            secret, facts = taken
-            response = self.secret_response(request, token, secret, refreshed=facts["refreshed"])
-        handoff.forget(response)
-        return response
 
     def secret_response(self, request, token: UserToken, secret: str, *, refreshed: bool):
         """The page showing a secret: rendered in the response, never cached."""

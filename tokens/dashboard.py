@@ -220,41 +220,22 @@ def summary(now: datetime) -> list[Tile]:
     totals = dict(
         recent.values_list("kind").annotate(total=Sum("count")).values_list("kind", "total")
     )
-    failed = sum(totals.get(kind, 0) for kind in monitoring.FAILED_AUTHENTICATION_KINDS)
     Kind = SecurityEvent.Kind
-    alerts = reverse("admin:tokens_alert_changelist")
-    return [
-        Tile(
-            "Token exchanges",
-            totals.get(Kind.TOKEN_EXCHANGED, 0),
-            _events_url([Kind.TOKEN_EXCHANGED], since),
-        ),
-        Tile(
-            "Failed authentications",
-            failed,
-            _events_url(list(monitoring.FAILED_AUTHENTICATION_KINDS), since),
-        ),
-        Tile(
-            "Permission denials",
-            totals.get(Kind.PERMISSION_DENIED, 0),
-            _events_url([Kind.PERMISSION_DENIED], since),
-        ),
-        Tile(
-            "Rate-limit hits",
-            totals.get(Kind.RATE_LIMIT_HIT, 0),
-            _events_url([Kind.RATE_LIMIT_HIT], since),
-        ),
-        Tile(
-            "Activation refusals",
-            totals.get(Kind.ACTIVATION_REFUSED, 0),
-            _events_url([Kind.ACTIVATION_REFUSED], since),
-        ),
-        Tile(
-            "Open alerts",
-            Alert.objects.filter(status=Alert.Status.OPEN).count(),
-            f"{alerts}?{urlencode({'status__exact': Alert.Status.OPEN})}",
-        ),
+    counted = [
+        ("Token exchanges", [Kind.TOKEN_EXCHANGED]),
+        ("Failed authentications", list(monitoring.FAILED_AUTHENTICATION_KINDS)),
+        ("Permission denials", [Kind.PERMISSION_DENIED]),
+        ("Rate-limit hits", [Kind.RATE_LIMIT_HIT]),
+        ("Activation refusals", [Kind.ACTIVATION_REFUSED]),
     ]
+    tiles = [
+        Tile(label, sum(totals.get(kind, 0) for kind in kinds), _events_url(kinds, since))
+        for label, kinds in counted
+    ]
+    alerts = reverse("admin:tokens_alert_changelist")
+    open_alerts = Alert.objects.filter(status=Alert.Status.OPEN).count()
+    query = urlencode({"status__exact": Alert.Status.OPEN})
+    return [*tiles, Tile("Open alerts", open_alerts, f"{alerts}?{query}")]
 
 
 def context(now: datetime | None = None, unused_days: int = 90) -> dict:

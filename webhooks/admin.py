@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -51,7 +51,12 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(SchemaScopedAdmin, admin.ModelAdmin):
+class WebhookEndpointAdmin(secret_handoff.SecretPageMixin, SchemaScopedAdmin, admin.ModelAdmin):
+    handoff_class = SecretHandoff
+    lost_secret_message = (
+        "A signing secret is shown only once, right after it is made. If it was lost, "
+        "rotate it to issue a new one."
+    )
     form = WebhookEndpointForm
     list_display = ("url", "active", "subscribed", "secret_hint", "failing_since", "delivery_log")
     list_filter = ("active",)
@@ -143,31 +148,6 @@ class WebhookEndpointAdmin(SchemaScopedAdmin, admin.ModelAdmin):
             "overlap_hours": int(services.SECRET_OVERLAP.total_seconds() // 3600),
         }
         return TemplateResponse(request, self.rotate_confirmation_template, context)
-
-    def secret_view(self, request, object_id):
-        """The one page that ever shows a signing secret, once: the GET after Add or Rotate."""
-        if request.method != "GET":
-            return HttpResponseNotAllowed(["GET"])
-        endpoint = self.get_object(request, unquote(object_id))
-        if endpoint is None:
-            raise Http404("No such webhook endpoint.")
-        handoff = SecretHandoff(endpoint.pk)
-        taken = handoff.take(request)
-        if taken is None:
-            self.message_user(
-                request,
-                "A signing secret is shown only once, right after it is made. If it was lost, "
-                "rotate it to issue a new one.",
-                messages.WARNING,
-            )
-            response = HttpResponseRedirect(
-                reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk])
-            )
-        else:
-            secret, facts = taken
-            response = self.secret_response(request, endpoint, secret, rotated=facts["rotated"])
-        handoff.forget(response)
-        return response
 
     def secret_response(self, request, endpoint, secret: str, *, rotated: bool):
         """The one page that ever shows a signing secret: rendered in the response, stored in the
