@@ -101,15 +101,20 @@ def buffer_record(model: type[Model], **fields) -> str:
     if deferred is not None:  # pushed with the request's settling round trip, before the answer
         deferred.append((schema, entry))
         return fields[REQUEST_ID]
+    _push(client, [(schema, entry)])
+    return fields[REQUEST_ID]
+
+
+def _push(client, entries: list[tuple[str, str]]) -> None:
+    """Push (schema, entry) pairs in one round trip; Redis unreachable: written at once."""
     pipe = client.pipeline(transaction=False)
-    lengths = queue_pushes(pipe, [(schema, entry)])
+    lengths = queue_pushes(pipe, entries)
     try:
         results = pipe.execute()
-    except Exception:  # Redis unreachable: the row must not be lost, write it now
-        pushes_failed([(schema, entry)])
-        return fields[REQUEST_ID]
-    pushes_done(client, lengths, results)
-    return fields[REQUEST_ID]
+    except Exception:  # noqa: BLE001 - the rows must not be lost: written now
+        pushes_failed(entries)
+    else:
+        pushes_done(client, lengths, results)
 
 
 @contextmanager
@@ -125,14 +130,7 @@ def deferred_pushes():
         _deferred.reset(token)
         client = _redis() if left else None
         if client is not None:
-            pipe = client.pipeline(transaction=False)
-            lengths = queue_pushes(pipe, left)
-            try:
-                results = pipe.execute()
-            except Exception:  # noqa: BLE001 - the rows must not be lost: written now
-                pushes_failed(left)
-            else:
-                pushes_done(client, lengths, results)
+            _push(client, left)
 
 
 def take_deferred() -> list[tuple[str, str]]:
@@ -145,12 +143,17 @@ def take_deferred() -> list[tuple[str, str]]:
     return taken
 
 
-def queue_pushes(pipe, entries: list[tuple[str, str]]) -> list[tuple[str, int]]:
-    """Queue the pushes of (schema, entry) pairs on a Redis pipeline (RPUSH per tenant, one SADD
-    of the tenants): (schema, index of its RPUSH's result) per tenant, for `pushes_done`."""
+def _by_schema(entries: list[tuple[str, str]]) -> dict[str, list[str]]:
     by_schema: dict[str, list[str]] = {}
     for schema, entry in entries:
         by_schema.setdefault(schema, []).append(entry)
+    return by_schema
+
+
+def queue_pushes(pipe, entries: list[tuple[str, str]]) -> list[tuple[str, int]]:
+    """Queue the pushes of (schema, entry) pairs on a Redis pipeline (RPUSH per tenant, one SADD
+    of the tenants): (schema, index of its RPUSH's result) per tenant, for `pushes_done`."""
+    by_schema = _by_schema(entries)
     start = len(pipe)
     lengths = []
     for i, (schema, rows) in enumerate(by_schema.items()):
@@ -172,10 +175,7 @@ def pushes_failed(entries: list[tuple[str, str]]) -> None:
     """Redis unreachable: the rows must not be lost, they are written at once (a push that did
     reach Redis is written once anyway: ON CONFLICT (request_id) DO NOTHING)."""
     logger.warning("Record buffer unreachable; writing %d rows at once", len(entries))
-    by_schema: dict[str, list[str]] = {}
-    for schema, entry in entries:
-        by_schema.setdefault(schema, []).append(entry)
-    for schema, rows in by_schema.items():
+    for schema, rows in _by_schema(entries).items():
         write_entries(schema, rows)
 
 
