@@ -37,7 +37,7 @@ def main() -> None:
     from licensing import services
     from licensing.api.serializers import LicenseSerializer
     from licensing.models import License
-    from tokens import usage
+    from monitoring import usage
     from tokens.jwt import ApiAccessToken
     from tokens.models import UserToken
 

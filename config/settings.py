@@ -104,7 +104,8 @@ if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", ABUSE_FAILURE_RATE):
         f"ABUSE_FAILURE_RATE must look like 20/m, not {ABUSE_FAILURE_RATE!r}"
     )
 
-# --- Applications: `tenants` lives in the public schema, `licensing` and `tokens` per tenant.
+# --- Applications: `tenants` lives in the public schema; `licensing`, `tokens`, `monitoring` and
+# `webhooks` per tenant.
 
 SHARED_APPS = [
     "django_tenants",
@@ -132,6 +133,7 @@ TENANT_APPS = [
     "django.contrib.admin",
     "licensing",
     "tokens",
+    "monitoring",  # security events, alerts and usage of User Tokens (tables named tokens_*)
     "webhooks",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -420,7 +422,7 @@ LOGGING = {
     },
 }
 
-# --- Monitoring and audit (tokens.monitoring, tokens.usage, tokens.alerts; docs/operations.md)
+# --- Monitoring and audit (the monitoring app: events, usage, alerts, audit; docs/operations.md)
 
 # Security events (and acknowledged alerts, daily usage rows) older than this are pruned.
 SECURITY_EVENT_RETENTION_DAYS = env_int("SECURITY_EVENT_RETENTION_DAYS", 90)

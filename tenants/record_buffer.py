@@ -22,7 +22,7 @@ Where the queue lives:
   writes this process's queue.
 
 Readers (monitoring, the security dashboard, the reports) see a record once it is drained; the
-dashboard and `tokens.monitoring.catch_up` drain the tenant first.
+dashboard and `monitoring.events.catch_up` drain the tenant first.
 """
 
 from __future__ import annotations

@@ -102,9 +102,9 @@ async def retry_stalled_jobs(context, timestamp: int) -> None:
 
 
 def _flush_usage() -> None:
-    from tokens import monitoring
+    from monitoring import events
 
-    monitoring.catch_up()
+    events.catch_up()
 
 
 def _prune_security_events() -> None:

@@ -84,7 +84,7 @@ def fresh_address() -> str:
 
 def events(kind=None, schema="alpha", **filters):
     """The security events of a tenant, oldest first."""
-    from tokens.models import SecurityEvent
+    from monitoring.models import SecurityEvent
 
     with schema_context(schema):
         queryset = SecurityEvent.objects.select_related("user_token", "actor").order_by("id")

@@ -124,8 +124,8 @@ def committed_records_removed(schema: str) -> Iterator[None]:
     a server committed in `schema` meanwhile, and forget the tenants this process cached: later
     tests count such rows, and change licences with .update(), which the cache does not see."""
     from licensing.models import LicenseValidation
+    from monitoring.models import Alert, SecurityEvent
     from tenants.resolution import tenant_cache
-    from tokens.models import Alert, SecurityEvent
 
     models = (SecurityEvent, Alert, LicenseValidation)
     with schema_context(schema):

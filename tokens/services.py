@@ -172,6 +172,18 @@ def deactivate_user_token(
     logger.info("User Token %s deactivated via %s", token.pk, via)
 
 
+def stale_tokens(unused_days: int, now: datetime | None = None):
+    """Active tokens not used for `unused_days` (never-used ones count from their creation)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=unused_days)
+    return (
+        UserToken.objects.select_related("owner")
+        .filter(is_active=True)
+        .filter(Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff))
+        .order_by("pk")
+    )
+
+
 def _event_data(token: UserToken) -> dict:
     """A User Token in webhook events: what identifies it, never its secret or digest."""
     return {

@@ -362,8 +362,8 @@ def prune_events(now: datetime | None = None) -> int:
 
 def disable_endpoint(endpoint: WebhookEndpoint, reason: str) -> None:
     """Stop sending to `endpoint` and raise an alert in the tenant's admin."""
-    from tokens.alerts import raise_alert
-    from tokens.models import Alert
+    from monitoring.alerts import raise_alert
+    from monitoring.models import Alert
 
     with transaction.atomic():
         updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(

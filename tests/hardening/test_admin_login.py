@@ -103,8 +103,8 @@ def test_a_refused_attempt_is_signalled_for_monitoring(alpha_client):
 
 
 def test_failed_logins_are_recorded_as_security_events(alpha_client):
-    pytest.importorskip("tokens.monitoring")
-    from tokens.models import SecurityEvent
+    pytest.importorskip("monitoring.events")
+    from monitoring.models import SecurityEvent
 
     attempt(alpha_client, "wrong")
     with schema_context("alpha"):

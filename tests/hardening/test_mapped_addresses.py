@@ -14,11 +14,12 @@ from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_context
 
 from config.client_address import normalise_address
+from monitoring.models import Alert, SecurityEvent
 from tenants.record_buffer import drain_buffered_records
 from tests.helpers import fresh_address
 from tests.live import committed_records_removed
 from tests.servers import AppServer, production_env, test_database_url
-from tokens.models import Alert, SecurityEvent, UserToken
+from tokens.models import UserToken
 from tokens.services import create_user_token
 
 pytestmark = pytest.mark.django_db

@@ -544,7 +544,7 @@ def test_delete_deactivates_without_using_the_churn_budget(api_client, alpha_cli
 
 
 def test_refusals_are_security_events(alpha_client, in_alpha):
-    from tokens.models import SecurityEvent
+    from monitoring.models import SecurityEvent
 
     licence = make_license(make_plan(max_activations=1, max_deactivations=1))
     activate(alpha_client, licence.key, "one")

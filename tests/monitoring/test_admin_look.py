@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tokens.models import Alert, SecurityEvent
+from monitoring.models import Alert, SecurityEvent
 
 pytestmark = pytest.mark.django_db
 

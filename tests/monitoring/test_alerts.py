@@ -5,8 +5,8 @@ import logging
 import pytest
 from django_tenants.utils import schema_context
 
+from monitoring.models import Alert
 from tests.helpers import TENANTS, TenantClient, exchange, fresh_address
-from tokens.models import Alert
 
 pytestmark = pytest.mark.django_db
 

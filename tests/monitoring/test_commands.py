@@ -14,8 +14,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from monitoring import usage
 from tests.helpers import TENANTS, TenantClient, exchange
-from tokens import services, usage
+from tokens import services
 from tokens.models import (
     Alert,
     SecurityEvent,

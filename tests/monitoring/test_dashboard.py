@@ -9,9 +9,9 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from monitoring.dashboard import Series, bar_chart
+from monitoring.models import Alert, SecurityEvent, TokenUsageDay
 from tests.licensing.factories import make_machine
-from tokens.dashboard import Series, bar_chart
-from tokens.models import Alert, SecurityEvent, TokenUsageDay
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from django.db import connection
 from django.db.models import Max
 from django_tenants.utils import schema_context
 
+from monitoring.demo_activity import seed_security_activity
+from monitoring.models import Alert, SecurityEvent
 from tests.browser import ARTIFACTS, launched
-from tokens.demo_activity import seed_security_activity
-from tokens.models import Alert, SecurityEvent
 
 pytestmark = pytest.mark.browser
 

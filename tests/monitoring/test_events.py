@@ -6,11 +6,13 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from monitoring import events as security_events
+from monitoring.models import SecurityEvent
 from tenants.models import Tenant
 from tenants.record_buffer import drain_buffered_records
 from tests.helpers import TENANTS, TenantClient, events, exchange, one_event
-from tokens import monitoring, services, signals
-from tokens.models import SecurityEvent, UserToken
+from tokens import services, signals
+from tokens.models import UserToken
 
 pytestmark = pytest.mark.django_db
 
@@ -143,8 +145,8 @@ def test_expiry_on_purpose_and_by_the_clock(make_user_token, in_alpha):
     passed_at = timezone.now() - timedelta(hours=3)
     lapsed, _ = make_user_token("alpha", expires_at=passed_at)
     make_user_token("alpha", expires_at=timezone.now() + timedelta(days=1))  # not yet
-    assert monitoring.note_expired_tokens() == 1
-    assert monitoring.note_expired_tokens() == 0  # once per expiry
+    assert security_events.note_expired_tokens() == 1
+    assert security_events.note_expired_tokens() == 0  # once per expiry
     by_clock = one_event(Kind.USER_TOKEN_EXPIRED, user_token=lapsed)
     assert by_clock.created_at == passed_at and by_clock.reason == "expires_at_passed"
     assert by_clock.details == {"expires_at": passed_at.isoformat()}
@@ -240,7 +242,7 @@ def test_licence_rate_limit_hits_are_folded_per_minute(api_client, address):
     assert event.reason == "licence" and event.address == address
     assert event.details["scope"] == "licence" and event.details["limit"] == 1
     with schema_context("alpha"):
-        monitoring.catch_up_folded()
+        security_events.catch_up_folded()
     assert one_event(Kind.RATE_LIMIT_HIT).count == 3
 
 
@@ -264,7 +266,7 @@ def test_expired_licence_refusals_are_recorded(client):
     event = one_event(Kind.LICENCE_REFUSED)
     assert event.reason == "licence_expired" and event.path == "/v1/users"
     with schema_context("alpha"):
-        monitoring.catch_up_folded()
+        security_events.catch_up_folded()
     assert one_event(Kind.LICENCE_REFUSED).count == 3
 
 
@@ -315,8 +317,8 @@ def test_a_failing_recorder_never_breaks_the_request(client, make_user_token, mo
     def broken(*args, **kwargs):
         raise RuntimeError("monitoring is broken")
 
-    monkeypatch.setattr(monitoring, "request_fields", broken)
-    monkeypatch.setattr(monitoring.alerts, "failed_authentication", broken)
+    monkeypatch.setattr(security_events, "request_fields", broken)
+    monkeypatch.setattr(security_events.alerts, "failed_authentication", broken)
     _, secret = make_user_token("alpha", ["view_users"])
     assert exchange(client, secret).status_code == 200
     assert exchange(client, "00000000-0000-4000-8000-000000000001").status_code == 401

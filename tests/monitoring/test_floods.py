@@ -6,9 +6,9 @@ import pytest
 from django.db.models import Sum
 from django_tenants.utils import schema_context
 
+from monitoring import events
+from monitoring.models import SecurityEvent
 from tests.helpers import TENANTS, TenantClient, fresh_address
-from tokens import monitoring
-from tokens.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -18,9 +18,9 @@ Kind = SecurityEvent.Kind
 
 
 def failures(reason):
-    monitoring.catch_up_folded()
-    events = SecurityEvent.objects.filter(kind=Kind.AUTHENTICATION_FAILED, reason=reason)
-    return events.count(), events.aggregate(n=Sum("count"))["n"]
+    events.catch_up_folded()
+    recorded = SecurityEvent.objects.filter(kind=Kind.AUTHENTICATION_FAILED, reason=reason)
+    return recorded.count(), recorded.aggregate(n=Sum("count"))["n"]
 
 
 @pytest.mark.parametrize(

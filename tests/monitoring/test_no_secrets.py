@@ -13,10 +13,10 @@ from django.test import RequestFactory
 from django.utils.log import log_response
 from django_tenants.utils import schema_context
 
+from monitoring.models import Alert, SecurityEvent
 from tests.helpers import TENANTS, TenantClient, exchange
 from tokens import services
 from tokens.logging import REDACTED, RedactSecretsFilter, redact
-from tokens.models import Alert, SecurityEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -14,9 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from monitoring import usage
+from monitoring.models import TokenPermissionUsage, TokenUsageDay
 from tenants import throttling
-from tokens import usage
-from tokens.models import TokenPermissionUsage, TokenUsageDay
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_tenants.utils import schema_context
 
+from monitoring.models import Alert
 from tenants.models import Tenant
 from tokens.management.output import printable
-from tokens.models import Alert
 
 pytestmark = pytest.mark.django_db
 

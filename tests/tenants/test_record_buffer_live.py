@@ -21,10 +21,10 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 
 from licensing.models import LicenseValidation
+from monitoring.models import SecurityEvent
 from tests.licensing.factories import make_license
 from tests.servers import AppServer, committed_tenant, manage, production_env
 from tests.tenants.test_ratelimit_live import REDIS_URL, redis_reachable
-from tokens.models import SecurityEvent
 from tokens.services import create_user_token
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db]

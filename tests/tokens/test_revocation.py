@@ -10,9 +10,10 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from monitoring.models import Alert, SecurityEvent
 from tests.helpers import ACCESS_DENIED, INVALID_TOKEN, exchange, me
 from tokens import services
-from tokens.models import Alert, SecurityEvent, UserToken
+from tokens.models import UserToken
 
 pytestmark = pytest.mark.django_db
 

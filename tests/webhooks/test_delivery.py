@@ -137,7 +137,7 @@ def test_a_410_disables_the_endpoint(committed_world, receiver, start_worker):
     wait_until(disabled)
     assert delivery_of(endpoint).status == WebhookDelivery.Status.FAILED
     with committed():
-        from tokens.models import Alert
+        from monitoring.models import Alert
 
         alerts = Alert.objects.filter(kind=Alert.Kind.WEBHOOK_DISABLED, message__contains="410")
         assert alerts.exists()

@@ -14,13 +14,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from licensing import services as licensing
 from licensing.models import LicenseStatus
+from monitoring import alerts
+from monitoring.models import Alert
 from tenants.models import Tenant
 from tenants.signing_keys import jwks
 from tests.licensing.factories import make_license, make_plan
 from tests.servers import free_port
-from tokens import alerts
 from tokens import services as tokens
-from tokens.models import Alert
 from webhooks import services
 from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
 

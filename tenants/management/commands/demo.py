@@ -125,9 +125,9 @@ class Command(BaseCommand):
 
     def load_sample_data(self, tenant: Tenant, port: int) -> None:
         """Sample products, plans, customers and licences, and a month of token activity for the
-        security dashboard; each added once (licensing.sample_data, tokens.demo_activity)."""
+        security dashboard; each added once (licensing.sample_data, monitoring.demo_activity)."""
         from licensing.sample_data import load_sample_data
-        from tokens.demo_activity import seed_security_activity
+        from monitoring.demo_activity import seed_security_activity
         from tokens.models import UserToken
 
         with tenant_context(tenant):

@@ -2,7 +2,6 @@ from django.utils import timezone
 
 from tenants.management.base import TenantCommand, day_count
 from tokens import services
-from tokens.audit import stale_tokens
 from tokens.management.output import table, when
 
 
@@ -20,7 +19,7 @@ class Command(TenantCommand):
     def handle_tenant(self, tenant, options):
         now = timezone.now()
         days = options["unused_days"]
-        stale = list(stale_tokens(days, now))
+        stale = list(services.stale_tokens(days, now))
         rows = [
             [
                 t.pk,

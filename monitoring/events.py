@@ -1,6 +1,6 @@
 """Security events: what the token layer, the rate limits and the admin signal, recorded per tenant.
 
-`connect()` (TokensConfig.ready) attaches the receivers. Every receiver records into the schema
+`connect()` (MonitoringConfig.ready) attaches the receivers. Every receiver records into the schema
 of the current tenant and never lets a recording problem break the request it observes. No event
 holds a secret or a JWT: the signals carry none, and every free-text field (path, user agent,
 details) goes through tokens.logging.redact.
@@ -31,12 +31,14 @@ from django_tenants.utils import get_public_schema_name
 
 from config.client_address import client_address
 from licensing import signals as licensing_signals
+from monitoring import alerts, usage
+from monitoring.models import SecurityEvent
 from tenants import signals as tenant_signals
 from tenants.record_buffer import buffer_record, drain_buffered_records
 from tenants.throttling import address_key, pending_counters
-from tokens import alerts, signals, usage
+from tokens import signals
 from tokens.logging import redact
-from tokens.models import SecurityEvent, UserToken
+from tokens.models import UserToken
 
 logger = logging.getLogger(__name__)
 
@@ -523,7 +525,7 @@ def on_token_used(sender, *, user_token, permissions_used=(), request=None, **kw
 
 
 def connect() -> None:
-    uid = "tokens.monitoring"
+    uid = "monitoring.events"
     receivers = [
         (signals.token_exchanged, on_token_exchanged),
         (signals.token_pair_refreshed, on_token_pair_refreshed),

@@ -22,10 +22,11 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.db import connection, transaction
 from django.utils import timezone
 
+from monitoring.models import TokenPermissionUsage, TokenUsageDay
 from tenants import counters
 from tenants.counters import CounterBatch, Op
 from tokens.catalogue import ALL_PERMISSIONS
-from tokens.models import TokenPermissionUsage, TokenUsageDay, UserToken
+from tokens.models import UserToken
 
 # Pending counts stay in the cache this long (a token unused since is flushed by the command).
 PENDING_TTL = int(timedelta(days=3).total_seconds())

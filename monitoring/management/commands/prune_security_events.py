@@ -3,9 +3,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from monitoring.models import Alert, SecurityEvent, TokenUsageDay
 from tenants.management.base import TenantCommand, day_count
 from tokens import services
-from tokens.models import Alert, SecurityEvent, TokenUsageDay
 
 
 class Command(TenantCommand):

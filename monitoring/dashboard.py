@@ -15,8 +15,8 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
 from licensing.models import Machine
-from tokens import audit, monitoring
-from tokens.models import Alert, SecurityEvent, TokenUsageDay
+from monitoring import audit, events
+from monitoring.models import Alert, SecurityEvent, TokenUsageDay
 
 DAYS = 30
 
@@ -79,7 +79,7 @@ def chart_series(now: datetime, days: int = DAYS) -> list[Series]:
         Series(
             "Failed authentications per day",
             "failures",
-            _fill(span, event_counts_per_day(monitoring.FAILED_AUTHENTICATION_KINDS, since)),
+            _fill(span, event_counts_per_day(events.FAILED_AUTHENTICATION_KINDS, since)),
         ),
         Series(
             "Rate-limit hits per day",
@@ -210,7 +210,7 @@ def _events_url(kinds, since: datetime) -> str:
         query["kind__exact"] = kinds[0]
     else:
         query["kind__in"] = ",".join(kinds)
-    return f"{reverse('admin:tokens_securityevent_changelist')}?{urlencode(query)}"
+    return f"{reverse('admin:monitoring_securityevent_changelist')}?{urlencode(query)}"
 
 
 def summary(now: datetime) -> list[Tile]:
@@ -223,7 +223,7 @@ def summary(now: datetime) -> list[Tile]:
     Kind = SecurityEvent.Kind
     counted = [
         ("Token exchanges", [Kind.TOKEN_EXCHANGED]),
-        ("Failed authentications", list(monitoring.FAILED_AUTHENTICATION_KINDS)),
+        ("Failed authentications", list(events.FAILED_AUTHENTICATION_KINDS)),
         ("Permission denials", [Kind.PERMISSION_DENIED]),
         ("Rate-limit hits", [Kind.RATE_LIMIT_HIT]),
         ("Activation refusals", [Kind.ACTIVATION_REFUSED]),
@@ -232,7 +232,7 @@ def summary(now: datetime) -> list[Tile]:
         Tile(label, sum(totals.get(kind, 0) for kind in kinds), _events_url(kinds, since))
         for label, kinds in counted
     ]
-    alerts = reverse("admin:tokens_alert_changelist")
+    alerts = reverse("admin:monitoring_alert_changelist")
     open_alerts = Alert.objects.filter(status=Alert.Status.OPEN).count()
     query = urlencode({"status__exact": Alert.Status.OPEN})
     return [*tiles, Tile("Open alerts", open_alerts, f"{alerts}?{query}")]
@@ -241,7 +241,7 @@ def summary(now: datetime) -> list[Tile]:
 def context(now: datetime | None = None, unused_days: int = 90) -> dict:
     """Everything the dashboard template shows, for the current tenant."""
     now = now or timezone.now()
-    monitoring.catch_up(now)
+    events.catch_up(now)
     series = chart_series(now)
     audits = audit.audit_tokens(unused_days=unused_days, now=now)
     return {

@@ -1,5 +1,5 @@
+from monitoring import events
 from tenants.management.base import EachTenantCommand
-from tokens import monitoring
 
 
 class Command(EachTenantCommand):
@@ -10,7 +10,7 @@ class Command(EachTenantCommand):
     )
 
     def handle_tenant(self, tenant, options) -> str:
-        done = monitoring.catch_up()
+        done = events.catch_up()
         return (
             f"{done['requests']} request(s) and {done['permissions']} permission use(s) written, "
             f"{done['folded_events']} folded event(s) updated, {done['expiries']} expiry event(s) "

@@ -1,7 +1,7 @@
 """Monitoring in the tenant's admin: the security dashboard, security events and alerts.
 
-Imported by TokensConfig.ready (tokens/admin.py is the User Token admin). Tenant schemas only:
-on the public domain these pages are hidden and refused.
+Tenant schemas only: on the public domain these pages are hidden and refused (tokens/admin.py is
+the User Token admin).
 """
 
 from django.contrib import admin, messages
@@ -10,9 +10,9 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from monitoring import dashboard
+from monitoring.models import Alert, SecurityDashboard, SecurityEvent
 from tenants.admin import SchemaScopedAdmin, available_on_current_schema
-from tokens import dashboard
-from tokens.models import Alert, SecurityDashboard, SecurityEvent
 
 
 class TenantOnlyAdmin(SchemaScopedAdmin, admin.ModelAdmin):
@@ -99,7 +99,7 @@ class AlertAdmin(TenantOnlyAdmin):
     def has_change_permission(self, request, obj=None):
         # Acknowledging is the only change, through the action (all fields stay read-only).
         return available_on_current_schema(self.model) and request.user.has_perm(
-            "tokens.change_alert"
+            "monitoring.change_alert"
         )
 
     @admin.action(description="Acknowledge selected alerts", permissions=["change"])
@@ -118,8 +118,8 @@ class SecurityDashboardAdmin(TenantOnlyAdmin):
             and request.user.is_active
             and request.user.is_staff
             and (
-                request.user.has_perm("tokens.view_securityevent")
-                or request.user.has_perm("tokens.view_securitydashboard")
+                request.user.has_perm("monitoring.view_securityevent")
+                or request.user.has_perm("monitoring.view_securitydashboard")
             )
         )
 
@@ -136,13 +136,13 @@ class SecurityDashboardAdmin(TenantOnlyAdmin):
             **dashboard.context(),
             "title": "Security dashboard",
             "opts": self.model._meta,
-            "can_acknowledge": request.user.has_perm("tokens.change_alert"),
+            "can_acknowledge": request.user.has_perm("monitoring.change_alert"),
             **(extra_context or {}),
         }
-        return TemplateResponse(request, "admin/tokens/dashboard.html", context)
+        return TemplateResponse(request, "admin/monitoring/dashboard.html", context)
 
     def _acknowledge(self, request):
-        if not request.user.has_perm("tokens.change_alert"):
+        if not request.user.has_perm("monitoring.change_alert"):
             raise PermissionDenied
         ids = [value for value in request.POST.getlist("alert") if value.isdigit()]
         count = acknowledge(Alert.objects.filter(pk__in=ids), request.user)

@@ -20,9 +20,10 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, transaction
 
+from monitoring.models import Alert
+from monitoring.usage import incr
 from tokens.logging import redact
-from tokens.models import Alert, UserToken
-from tokens.usage import incr
+from tokens.models import UserToken
 from webhooks.models import EventType
 from webhooks.services import emit_event
 

@@ -1,10 +1,10 @@
 from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
+from monitoring.events import FAILED_AUTHENTICATION_KINDS, catch_up
+from monitoring.models import Alert, SecurityEvent
 from tenants.management.base import TenantCommand
-from tokens import monitoring
 from tokens.management.output import parse_duration, table, to_json, when
-from tokens.models import Alert, SecurityEvent
 
 Kind = SecurityEvent.Kind
 ADMINISTRATION_KINDS = [
@@ -34,7 +34,7 @@ class Command(TenantCommand):
     def handle_tenant(self, tenant, options):
         span = parse_duration(options["since"])
         now = timezone.now()
-        monitoring.catch_up(now)
+        catch_up(now)
         report = build_report(now - span, now)
         report = {"tenant": tenant.schema_name, **report}
         if options["format"] == "json":
@@ -50,7 +50,7 @@ def build_report(since, until) -> dict:
         for row in events.values("kind").annotate(events=Count("id"), occurrences=Sum("count"))
     }
     failed = (
-        events.filter(kind__in=monitoring.FAILED_AUTHENTICATION_KINDS)
+        events.filter(kind__in=FAILED_AUTHENTICATION_KINDS)
         .values("address", "reason", "details__stage")
         .annotate(count=Sum("count"), last_seen=Max("created_at"))
         .order_by("-count", "address", "reason")

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
+from monitoring.models import TokenPermissionUsage
 from tokens.catalogue import Permission
-from tokens.models import TokenPermissionUsage, UserToken
+from tokens.models import UserToken
 
 EXPIRING_SOON_DAYS = 14
 
@@ -123,15 +123,3 @@ def audit_tokens(
             )
         )
     return audits
-
-
-def stale_tokens(unused_days: int, now: datetime | None = None):
-    """Active tokens not used for `unused_days` (never-used ones count from their creation)."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(days=unused_days)
-    return (
-        UserToken.objects.select_related("owner")
-        .filter(is_active=True)
-        .filter(Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff))
-        .order_by("pk")
-    )

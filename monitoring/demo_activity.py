@@ -1,7 +1,7 @@
 """A month of believable token activity for a demo tenant: tokens, daily usage, permission use,
 security events and alerts, so the security dashboard and the reports have something to show.
 
-    from tokens.demo_activity import seed_security_activity
+    from monitoring.demo_activity import seed_security_activity
     seed_security_activity(owner)          # in the tenant's schema
 
 Deterministic for a given seed. Writes rows directly (no requests are made).
@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from monitoring.models import Alert, SecurityEvent, TokenPermissionUsage, TokenUsageDay
 from tokens import services
 from tokens.catalogue import PRESET_PERMISSIONS, Permission, Preset
-from tokens.models import Alert, SecurityEvent, TokenPermissionUsage, TokenUsageDay, UserToken
+from tokens.models import UserToken
 
 Kind = SecurityEvent.Kind
 

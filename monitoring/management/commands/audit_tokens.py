@@ -1,8 +1,8 @@
 from django.conf import settings
 
+from monitoring import events
+from monitoring.audit import audit_tokens
 from tenants.management.base import TenantCommand, day_count
-from tokens import monitoring
-from tokens.audit import audit_tokens
 from tokens.management.output import table, to_json, when
 
 
@@ -30,7 +30,7 @@ class Command(TenantCommand):
         )
 
     def handle_tenant(self, tenant, options):
-        monitoring.catch_up()  # pending usage counts first, so "last used" is current
+        events.catch_up()  # pending usage counts first, so "last used" is current
         audits = audit_tokens(
             unused_days=options["unused_days"], refresh_days=options["refresh_days"]
         )
