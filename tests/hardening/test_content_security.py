@@ -33,7 +33,7 @@ def test_admin_and_docs_pages_carry_the_policy_and_no_inline_code(admin_client, 
     pages = [
         "/admin/",
         "/admin/tokens/usertoken/add/",
-        "/admin/tokens/securitydashboard/",
+        "/admin/monitoring/securitydashboard/",
         "/admin/licensing/license/",
         f"/admin/licensing/license/{license.pk}/change/",
         "/v1/docs",
@@ -90,7 +90,7 @@ def test_pages_work_in_a_browser_under_the_policy(chromium, live_tenant_server):
             == 3
         )
 
-        page.goto(f"{server.url}/admin/tokens/securitydashboard/")
+        page.goto(f"{server.url}/admin/monitoring/securitydashboard/")
         page.wait_for_selector("svg.dashboard-chart")
         page.goto(f"{server.url}/admin/auth/user/add/")  # the admin's own scripts
         page.wait_for_selector("#id_username")

@@ -16,7 +16,7 @@ from monitoring.models import Alert, SecurityEvent
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD = "/admin/tokens/securitydashboard/"
+DASHBOARD = "/admin/monitoring/securitydashboard/"
 
 
 def view_site(page: str) -> str:

@@ -80,7 +80,7 @@ def test_tenant_admin_lists_and_dashboard_fit_1366(live_tenant_server, browser):
     column_in_view(page, STATUS)
     column_in_view(page, EXPIRY)
 
-    page.goto(f"{server.url}/admin/tokens/securitydashboard/")
+    page.goto(f"{server.url}/admin/monitoring/securitydashboard/")
     assert page.locator("svg.dashboard-chart").count() == 5
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     fits(page)

@@ -111,10 +111,10 @@ def test_alert_is_visible_and_acknowledged_in_the_admin(
         exchange(client, UNKNOWN)
     (alert,) = alerts()
     assert alpha_client.login(username="alpha-admin", password=admin_password)
-    listing = alpha_client.get("/admin/tokens/alert/")
+    listing = alpha_client.get("/admin/monitoring/alert/")
     assert listing.status_code == 200 and alert.message in listing.content.decode()
     done = alpha_client.post(
-        "/admin/tokens/alert/",
+        "/admin/monitoring/alert/",
         {"action": "acknowledge_alerts", "_selected_action": [alert.pk]},
     )
     assert done.status_code == 302

@@ -15,16 +15,10 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from monitoring import usage
+from monitoring.models import Alert, SecurityEvent, TokenPermissionUsage, TokenUsageDay
 from tests.helpers import TENANTS, TenantClient, exchange
 from tokens import services
-from tokens.models import (
-    Alert,
-    SecurityEvent,
-    SpentRefreshToken,
-    TokenPermissionUsage,
-    TokenUsageDay,
-    UserToken,
-)
+from tokens.models import SpentRefreshToken, UserToken
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from tests.licensing.factories import make_machine
 
 pytestmark = pytest.mark.django_db
 
-URL = "/admin/tokens/securitydashboard/"
+URL = "/admin/monitoring/securitydashboard/"
 
 
 def staff_user(username, *perms):
@@ -135,11 +135,13 @@ def test_security_events_are_listed_searchable_and_read_only(admin_client):
             token_hint="ab12",
             details={"missing": ["view_users"]},
         )
-    listing = admin_client.get("/admin/tokens/securityevent/", {"q": "ab12"})
+    listing = admin_client.get("/admin/monitoring/securityevent/", {"q": "ab12"})
     assert listing.status_code == 200 and "203.0.113.5" in listing.content.decode()
-    detail = admin_client.get(f"/admin/tokens/securityevent/{event.pk}/change/")
+    detail = admin_client.get(f"/admin/monitoring/securityevent/{event.pk}/change/")
     assert detail.status_code == 200 and "view_users" in detail.content.decode()
     assert 'name="_save"' not in detail.content.decode()
-    assert admin_client.get("/admin/tokens/securityevent/add/").status_code == 403
-    delete = admin_client.post(f"/admin/tokens/securityevent/{event.pk}/delete/", {"post": "yes"})
+    assert admin_client.get("/admin/monitoring/securityevent/add/").status_code == 403
+    delete = admin_client.post(
+        f"/admin/monitoring/securityevent/{event.pk}/delete/", {"post": "yes"}
+    )
     assert delete.status_code == 403

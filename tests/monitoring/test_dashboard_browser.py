@@ -55,7 +55,7 @@ def test_dashboard_in_a_browser(live_tenant_server, demo_activity, browser):
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/")
     page.click("text=Security dashboard")  # linked from the admin index
-    page.wait_for_url("**/admin/tokens/securitydashboard/")
+    page.wait_for_url("**/admin/monitoring/securitydashboard/")
 
     assert page.locator("svg.dashboard-chart").count() == 5
     assert page.locator("svg.dashboard-requests rect.dashboard-bar").count() == 30

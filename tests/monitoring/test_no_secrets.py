@@ -221,8 +221,8 @@ def test_a_whole_scenario_leaks_no_secret(
     page = alpha_client.post(f"/admin/tokens/usertoken/{target.pk}/refresh/", follow=True)
     assert page.status_code == 200
     secrets += UUID_RE.findall(page.content.decode())  # the secret shown once
-    assert alpha_client.get("/admin/tokens/securitydashboard/").status_code == 200
-    assert alpha_client.get("/admin/tokens/securityevent/").status_code == 200
+    assert alpha_client.get("/admin/monitoring/securitydashboard/").status_code == 200
+    assert alpha_client.get("/admin/monitoring/securityevent/").status_code == 200
     with schema_context("alpha"):
         services.deactivate_user_token(narrow.user_token, actor=None, via="admin")
 

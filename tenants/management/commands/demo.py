@@ -140,5 +140,5 @@ class Command(BaseCommand):
                 seed_security_activity(owner)
                 self.stdout.write(
                     "Demo User Tokens and a month of activity added: see the security dashboard at "
-                    f"http://{DEMO_DOMAIN}:{port}/admin/tokens/securitydashboard/"
+                    f"http://{DEMO_DOMAIN}:{port}/admin/monitoring/securitydashboard/"
                 )
