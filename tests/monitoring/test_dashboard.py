@@ -65,7 +65,7 @@ def test_the_dashboard_shows_charts_tokens_and_open_alerts(admin_client, make_us
     assert alert.message in page and 'name="alert"' in page
     assert "CRM &lt;sync&gt;" in page and "CRM <sync>" not in page
     assert "view_licenses" in page and "never_used" in page
-    assert 'href="/static/tokens/dashboard.css"' in page
+    assert 'href="/static/monitoring/dashboard.css"' in page
 
 
 def test_the_admin_index_links_to_it(admin_client):

@@ -1,4 +1,4 @@
-"""Shared output of the monitoring commands: plain-text tables, durations, JSON."""
+"""Shared output of the token and monitoring commands: plain-text tables, durations, JSON."""
 
 from __future__ import annotations
 
