@@ -8,8 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
-from config.http_signatures import NonceField
-from config.json_types import wrong_types
+from api.json_types import wrong_types
 from licensing import offline, services
 from licensing.models import (
     FINGERPRINT_MAX_LENGTH,
@@ -24,6 +23,7 @@ from licensing.models import (
     Plan,
     Product,
 )
+from tenants.http_signatures import NonceField
 
 User = get_user_model()
 
