@@ -4,8 +4,9 @@
   handler, the 404 view and ApiErrorMiddleware;
 - pagination, parsers, json_types: the cursor pagination, the JSON parser, strict JSON types;
 - client_address: the client's address, and the address as throttles count it (`address_key`);
-- views: `ResourceViewSet`, the base of every resource endpoint; db_routing: the replica reads
-  and read-your-writes it relies on (also the DATABASE_ROUTERS entry);
+- views, serializers, routers: `ResourceViewSet`, `StrictSerializer` and `resource()`, the base
+  of every resource endpoint; db_routing: the replica reads and read-your-writes the viewset
+  relies on (also the DATABASE_ROUTERS entry);
 - permissions: the declarative scope-map check (`required_for`, `ScopeMapPermission`);
 - validation: `refuse_fields`, for services refusing input by name.
 
