@@ -53,7 +53,7 @@ def without_search_path_memory():
 @contextlib.contextmanager
 def without_signing():
     """Answers of signed views (validate) go out unsigned: what RFC 9421 signing costs."""
-    from config import http_signatures
+    from tenants import http_signatures
 
     saved = http_signatures.sign_response
     http_signatures.sign_response = lambda request, response, signer: None

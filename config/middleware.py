@@ -11,7 +11,7 @@ from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 
-from config.errors import is_api_request
+from api.errors import is_api_request
 
 
 class BrowserOnly:

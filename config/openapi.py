@@ -17,9 +17,9 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 
-from config import errors
+from api import errors
+from api.permissions import required_for
 from config.openapi_texts import CURSOR, TENANT_URL, texts_for
-from tokens.api.permissions import required_for
 from tokens.catalogue import Permission
 
 BEARER = "bearerAuth"
@@ -329,7 +329,7 @@ class ApiAutoSchema(AutoSchema):
 
 
 def signed(response: dict) -> dict:
-    """A response of a signed operation (config.http_signatures): with its signature headers."""
+    """A response of a signed operation (tenants.http_signatures): with its signature headers."""
     ref = response.get("$ref", "")
     if ref.startswith("#/components/responses/"):
         response = ERROR_RESPONSES[ref.rsplit("/", 1)[1]]
@@ -565,7 +565,7 @@ def validation_fields(license_serializer, codes) -> dict:
     }
 
 
-# What a signed success answer adds to its body (config.http_signatures.SignedAnswers).
+# What a signed success answer adds to its body (tenants.http_signatures.SignedAnswers).
 FRESHNESS_FIELDS = {
     "tenant": serializers.CharField(help_text="The tenant (schema name) that answered."),
     "ts": serializers.DateTimeField(help_text="The server time of the answer (UTC)."),

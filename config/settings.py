@@ -142,7 +142,7 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 # Reads may go to DATABASE_REPLICA_URL where a view allows it; migrations only to the primary.
-DATABASE_ROUTERS = ["config.db_routing.ReplicaRouter", "django_tenants.routers.TenantSyncRouter"]
+DATABASE_ROUTERS = ["api.db_routing.ReplicaRouter", "django_tenants.routers.TenantSyncRouter"]
 # Set the search_path once per schema change instead of before every query.
 TENANT_LIMIT_SET_CALLS = True
 # New tenants are copies of a migrated template schema; migrate_schemas skips up-to-date schemas
@@ -153,7 +153,7 @@ GET_EXECUTOR_FUNCTION = "tenants.migration_executor.get_executor"
 MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
     # RFC 9421 signatures on every answer of the views that ask for them, error answers included.
-    "config.http_signatures.SignedAnswerMiddleware",
+    "tenants.http_signatures.SignedAnswerMiddleware",
     # HTTPS redirect and secure headers around everything below, error answers included.
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -161,7 +161,7 @@ MIDDLEWARE = [
     "config.content_security.ContentSecurityPolicyMiddleware",
     # Expired licence -> 403 on /v1/; X-RateLimit-* headers on every /v1/ answer.
     "tenants.throttling.TenantLicenceMiddleware",
-    "config.errors.ApiErrorMiddleware",
+    "api.errors.ApiErrorMiddleware",
     # Django's own, for browser pages; they pass API requests (/v1/) through (config/middleware.py).
     "config.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",  # as is: it sets Content-Length on API answers
@@ -207,7 +207,7 @@ if DATABASE_POOLING not in ("", "session", "transaction"):
     raise ImproperlyConfigured(
         f"DATABASE_POOLING must be 'transaction', 'session' or empty, not {DATABASE_POOLING!r}"
     )
-# A streaming replica for reads that may be a little stale (config/db_routing.py).
+# A streaming replica for reads that may be a little stale (api/db_routing.py).
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 # After a write, the same token's reads stay on the primary for this many seconds.
 REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 5)
@@ -335,14 +335,14 @@ if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", ADMIN_LOGIN_RATE):
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.ApiJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.ApiJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["tokens.api.authentication.AccessTokenAuthentication"],
-    # Default deny: a view must declare `required_permissions` per method (tokens.api.permissions).
+    # Default deny: a view must declare `required_permissions` per method (api.permissions).
     "DEFAULT_PERMISSION_CLASSES": ["tokens.api.permissions.HasTokenPermissions"],
     # Every request of a tenant counts against its licence (views must not replace this list).
     "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.TenantLicenceThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "config.pagination.ApiCursorPagination",
-    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.ApiCursorPagination",
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "config.openapi.ApiAutoSchema",
 }

@@ -1,15 +1,12 @@
 """URLs of the public (platform) domain: the operators' admin."""
 
-from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
-from config.admin_login import admin_login
-from config.errors import not_found_view
+from api.errors import not_found_view
 
 urlpatterns = [
-    path("admin/login/", admin_login, name="admin-login"),  # throttled per address
-    path("admin/", admin.site.urls),
+    path("", include("tenants.admin_urls")),  # the admin, its login throttled per address
     re_path(r"^v1(/.*)?$", not_found_view),
 ]
 
-handler404 = "config.errors.not_found_view"
+handler404 = "api.errors.not_found_view"

@@ -37,9 +37,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from config.http_signatures import iso_utc as iso
 from licensing import services
 from licensing.models import FINGERPRINT_MAX_LENGTH, FINGERPRINT_PATTERN, License, ValidationCode
+from tenants.http_signatures import iso_utc as iso
 from tenants.models import Tenant
 from tenants.signing_keys import current_signer
 

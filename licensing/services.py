@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from api.validation import refuse_fields
 from licensing import clock, signals
 from licensing.models import (
     DEACTIVATION_WINDOW_DAYS,
@@ -86,13 +87,6 @@ def normalise_license_key(raw: str) -> str | None:
     return "-".join(
         symbols[i : i + KEY_GROUP_LENGTH] for i in range(0, KEY_LENGTH, KEY_GROUP_LENGTH)
     )
-
-
-def refuse_fields(given, *, allowed, message: str = "This field cannot be changed.") -> None:
-    """Raise ValidationError naming each of `given` not in `allowed` (sorted), with `message`."""
-    refused = set(given) - set(allowed)
-    if refused:
-        raise ValidationError({name: [message] for name in sorted(refused)})
 
 
 # --- Users (the tenant's Django users; staff rights are managed in the admin only)

@@ -42,7 +42,7 @@ from licensing_client.errors import (
     WrongLicenseKeyError,
 )
 
-# The server's constants (licensing/offline.py, config/http_signatures.py): the wire format.
+# The server's constants (licensing/offline.py, tenants/http_signatures.py): the wire format.
 BEGIN, END = "-----BEGIN LICENSE FILE-----", "-----END LICENSE FILE-----"
 SIGNED_PREFIX = b"licensing-platform license-file v1\n"
 FILE_KEY_INFO = b"licensing-platform license-file key v1"

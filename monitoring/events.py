@@ -29,13 +29,13 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
-from config.client_address import client_address
+from api.client_address import address_key, client_address
 from licensing import signals as licensing_signals
 from monitoring import alerts, usage
 from monitoring.models import SecurityEvent
 from tenants import signals as tenant_signals
 from tenants.record_buffer import buffer_record, drain_buffered_records
-from tenants.throttling import address_key, pending_counters
+from tenants.throttling import pending_counters
 from tokens import signals
 from tokens.logging import redact
 from tokens.models import UserToken

@@ -5,7 +5,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponseNotFound
 from django_tenants.middleware.main import TenantMainMiddleware
 
-from config.errors import NOT_FOUND, SERVICE_UNAVAILABLE, is_api_request, json_error
+from api.errors import NOT_FOUND, SERVICE_UNAVAILABLE, is_api_request, json_error
 from tenants.resolution import tenant_cache
 
 

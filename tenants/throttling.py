@@ -22,7 +22,6 @@ If the counter store cannot be reached the API keeps answering (fail open), logg
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import time
 from enum import StrEnum
@@ -35,8 +34,8 @@ from django_tenants.utils import schema_context
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
-from config.client_address import client_address
-from config.errors import INVALID_LICENSE, LicenceLimitReached, is_api_request, json_error
+from api.client_address import address_key
+from api.errors import INVALID_LICENSE, LicenceLimitReached, is_api_request, json_error
 from tenants import record_buffer, signals
 from tenants.counters import CounterBatch, NoScriptError, Op, RedisCache
 
@@ -81,18 +80,6 @@ def _tenant(request):
     if tenant is None or tenant.schema_name == settings.PUBLIC_SCHEMA_NAME:
         return None
     return tenant
-
-
-def address_key(request) -> str:
-    """The client address as counted: an IPv6 client owns its whole /64, so it is counted as one."""
-    address = client_address(_http_request(request))
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
-    return str(ip)
 
 
 # --- Fail open: a counter store that cannot be reached lets requests through.
@@ -380,7 +367,7 @@ class TenantLicenceThrottle(BaseThrottle):
     token (401) is never counted; views without authentication (token exchange, validation) are
     counted here too, and TenantLicenceMiddleware gives the unit back if they end in 401 or in the
     abuse throttle's 429. Past the limit: 429 {"error": "Too Many Requests (Reached license
-    limit)"} with Retry-After (config.errors).
+    limit)"} with Retry-After (api.errors).
     """
 
     def allow_request(self, request, view) -> bool:

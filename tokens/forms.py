@@ -114,7 +114,7 @@ class NetworkListField(forms.Field):
                     errors.append(f"“{item}” has host bits set; did you mean {loose}?")
                 continue
             if network.version == 6 and network.subnet_of(IPV4_MAPPED):
-                # Clients are matched by their IPv4 address (config.client_address), never mapped.
+                # Clients are matched by their IPv4 address (api.client_address), never mapped.
                 errors.append(f"“{item}” is an IPv4-mapped range; list it as {_unmapped(network)}.")
                 continue
             if str(network) not in networks:

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from api.validation import refuse_fields
 from tenants.models import Tenant
 from tenants.signing_keys import current_signer
 from webhooks import targets
@@ -92,9 +93,7 @@ def create_endpoint(
 
 @transaction.atomic
 def update_endpoint(endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndpoint:
-    refused = set(changes) - set(ENDPOINT_FIELDS)
-    if refused:
-        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(refused)})
+    refuse_fields(changes, allowed=ENDPOINT_FIELDS)
     if "url" in changes:
         changes["url"] = clean_url(changes["url"])
     if "events" in changes:

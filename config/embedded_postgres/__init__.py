@@ -20,7 +20,7 @@ _started: set[Path] = set()
 def settings_for(pgdata: Path) -> dict:
     """DATABASES["default"] for the embedded server whose data folder is ``pgdata``."""
     return {
-        "ENGINE": "config.embedded_postgres",
+        "ENGINE": "tenants.embedded_postgres_backend",
         "NAME": DATABASE_NAME,
         "USER": "postgres",
         "PASSWORD": "",

@@ -8,17 +8,15 @@ from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.permissions import SAFE_METHODS, AllowAny
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework.viewsets import GenericViewSet
 
-from config import db_routing
-from config.client_address import client_address
-from config.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
-from config.http_signatures import SignedAnswers, iso_utc
-from config.pagination import ApiCursorPagination
+from api.client_address import client_address
+from api.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
+from api.pagination import ApiCursorPagination
+from api.views import ResourceViewSet, object_id
 from licensing import clock, offline, services
 from licensing.api.serializers import (
     LICENSE_COLUMNS,
@@ -49,70 +47,13 @@ from licensing.models import (
     Product,
     ValidationCode,
 )
+from tenants.http_signatures import SignedAnswers, iso_utc
 from tenants.signing_keys import jwks
 from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens.catalogue import Permission
 
 User = get_user_model()
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def object_id():
-    return serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-
-
-class ResourceViewSet(GenericViewSet):
-    """A list/detail resource. `filters` maps a query parameter to a factory of the DRF field that
-    validates it (a bad value answers 400) and, optionally, the lookup it filters on."""
-
-    filters: dict[str, tuple] = {}
-
-    def filter_queryset(self, queryset):
-        lookups, errors = {}, {}
-        for name, (make_field, lookup) in self.filters.items():
-            raw = self.request.query_params.get(name)
-            if raw is None:
-                continue
-            try:
-                value = make_field().run_validation(raw)
-            except ValidationError as exc:
-                errors[name] = exc.detail
-                continue
-            if callable(lookup):  # a filter that is not one field's value: value -> Q
-                queryset = queryset.filter(lookup(value))
-            else:
-                lookups[lookup] = value
-        if errors:
-            raise ValidationError(errors)
-        return queryset.filter(**lookups)
-
-    def list(self, request):
-        # A list may be a moment stale: read from the replica where one is configured.
-        return db_routing.replica_reads(request, self.list_page)
-
-    def list_page(self):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        if request.method not in SAFE_METHODS and response.status_code < 400:
-            db_routing.note_write(request)  # this token's next reads see the write
-        return super().finalize_response(request, response, *args, **kwargs)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
-
-    def validated(self, serializer_class=None, instance=None) -> dict:
-        serializer = (serializer_class or self.get_serializer_class())(
-            instance, data=self.request.data, partial=instance is not None
-        )
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-    def answer(self, instance, status_code=status.HTTP_200_OK) -> Response:
-        # Re-read through the view's queryset so the answer has the same shape as a GET.
-        instance = self.get_queryset().get(pk=instance.pk)
-        return Response(self.get_serializer(instance).data, status=status_code)
 
 
 class UserViewSet(ResourceViewSet):
@@ -303,7 +244,7 @@ class MachineViewSet(ResourceViewSet):
 
 
 class ClientApplicationView(SignedAnswers, APIView):
-    """An endpoint for client applications: no token, signed answers (config.http_signatures),
+    """An endpoint for client applications: no token, signed answers (tenants.http_signatures),
     counted against the tenant's licence like any request."""
 
     authentication_classes = []

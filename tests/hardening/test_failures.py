@@ -189,7 +189,7 @@ def test_method_the_route_does_not_have_is_405(client, method):
 def failing_app(request, settings):
     settings.DEBUG = request.param
     settings.ROOT_URLCONF = "tests.hardening.urls"
-    position = settings.MIDDLEWARE.index("config.errors.ApiErrorMiddleware") + 1
+    position = settings.MIDDLEWARE.index("api.errors.ApiErrorMiddleware") + 1
     settings.MIDDLEWARE = [
         *settings.MIDDLEWARE[:position],
         "tests.hardening.urls.FailingMiddleware",

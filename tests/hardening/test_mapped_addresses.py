@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_context
 
-from config.client_address import normalise_address
+from api.client_address import normalise_address
 from monitoring.models import Alert, SecurityEvent
 from tenants.record_buffer import drain_buffered_records
 from tests.helpers import fresh_address

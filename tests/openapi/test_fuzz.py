@@ -29,8 +29,8 @@ from schemathesis.auths import GLOBAL_AUTH_STORAGE
 from schemathesis.checks import CHECKS
 from schemathesis.cli.commands import schemathesis as schemathesis_cli
 
+from api.permissions import required_for
 from tests.openapi.conftest import FUZZ_SCHEMA
-from tokens.api.permissions import required_for
 from tokens.catalogue import ALL_PERMISSIONS
 
 pytestmark = pytest.mark.live

@@ -9,8 +9,8 @@ from django.contrib.staticfiles import finders
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.validation import validate_schema
 
-from config import errors
-from tokens.api.permissions import required_for
+from api import errors
+from api.permissions import required_for
 from tokens.catalogue import ALL_PERMISSIONS
 
 pytestmark = pytest.mark.django_db

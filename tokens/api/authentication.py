@@ -3,7 +3,7 @@
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, AuthenticationFailed
 
-from config.client_address import client_address
+from api.client_address import client_address
 from tenants.throttling import count_failed_attempt, refuse_attempt
 from tokens import signals
 from tokens.services import FailureReason, TokenRefused, authenticate_access_token

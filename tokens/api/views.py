@@ -3,7 +3,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.client_address import client_address
+from api.client_address import client_address
 from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens import services
 from tokens.api.authentication import refuse

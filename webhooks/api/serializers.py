@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from licensing.api.serializers import StrictSerializer
+from api.serializers import StrictSerializer
 from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
 
 

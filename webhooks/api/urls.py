@@ -1,4 +1,4 @@
-from licensing.api.urls import resource
+from api.routers import resource
 from webhooks.api import views
 
 urlpatterns = [

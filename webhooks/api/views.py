@@ -3,7 +3,7 @@
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from licensing.api.views import ResourceViewSet, object_id
+from api.views import ResourceViewSet, object_id
 from tokens.catalogue import Permission
 from webhooks import services
 from webhooks.api.serializers import (

@@ -1,4 +1,5 @@
-"""The client's address: REMOTE_ADDR, unless a trusted proxy count is configured."""
+"""The client's address: REMOTE_ADDR, unless a trusted proxy count is configured; and the
+address as throttles count it (`address_key`)."""
 
 import ipaddress
 
@@ -34,3 +35,15 @@ def client_address(request) -> str:
     if len(forwarded) < proxies:
         return normalise_address(remote)
     return normalise_address(forwarded[-proxies])
+
+
+def address_key(request) -> str:
+    """The client address as counted: an IPv6 client owns its whole /64, so it is counted as one."""
+    address = client_address(getattr(request, "_request", request))  # a DRF Request or Django's
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
+    return str(ip)

@@ -17,8 +17,9 @@ from django.shortcuts import render
 from django_ratelimit import ALL
 from django_ratelimit.core import get_usage
 
+from api.client_address import address_key
 from tenants import signals
-from tenants.throttling import address_key, counter_key, give_back
+from tenants.throttling import counter_key, give_back
 
 logger = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ class LicenceLimitReached(exceptions.Throttled):
 
 class MissingPermissions(exceptions.PermissionDenied):
     """The token lacks permission codes the view requires: a 403 with the contract's body, the
-    codes named in the `X-Required-Permissions` header (tokens.api.permissions)."""
+    codes named in the `X-Required-Permissions` header (api.permissions)."""
 
     def __init__(self, missing):
         super().__init__()
@@ -60,10 +60,7 @@ def error_body(message: str, details=None) -> dict:
 
 def json_error(status: int, message: str, details=None, headers=None) -> JsonResponse:
     """A plain Django response with an error body, for code that runs outside DRF views."""
-    response = JsonResponse(error_body(message, details), status=status)
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
+    return json_answer(status, error_body(message, details), headers or {})
 
 
 def is_api_request(request) -> bool:
@@ -84,63 +81,74 @@ def _invalid_request_details(exc):
     return {"body": [str(exc.detail)]}
 
 
-def api_exception_handler(exc, context):
-    """DRF's EXCEPTION_HANDLER: every API error answers with a body of CONTRACT section 6."""
-    headers = {}
-    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
-        status, body = 401, error_body(INVALID_TOKEN)
-        headers["WWW-Authenticate"] = 'Bearer realm="api"'
-    elif isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
-        status, body = 403, error_body(ACCESS_DENIED)
-        if isinstance(exc, MissingPermissions):
-            headers[REQUIRED_PERMISSIONS_HEADER] = ",".join(exc.missing)
-    elif isinstance(exc, (exceptions.NotFound, Http404)):
-        status, body = 404, error_body(NOT_FOUND)
-    elif isinstance(
-        exc,
+# CONTRACT section 6 as one table: the status and message each exception answers with, the first
+# row that matches. The exception handler (DRF views), ApiErrorMiddleware (everything else under
+# /v1/) and the 404 view answer from it; Django's error page for a status alone is replaced by the
+# status's last (most general) row.
+ANSWERS: tuple[tuple[tuple[type[BaseException], ...], int, str], ...] = (
+    ((exceptions.NotAuthenticated, exceptions.AuthenticationFailed), 401, INVALID_TOKEN),
+    ((exceptions.PermissionDenied, DjangoPermissionDenied), 403, ACCESS_DENIED),
+    ((exceptions.NotFound, Http404), 404, NOT_FOUND),
+    (
         (
             exceptions.ValidationError,
             DjangoValidationError,
             exceptions.ParseError,
             exceptions.UnsupportedMediaType,
         ),
-    ):
-        status, body = 400, error_body(INVALID_REQUEST, _invalid_request_details(exc))
-    elif isinstance(exc, exceptions.MethodNotAllowed):
-        status, body = 405, error_body(METHOD_NOT_ALLOWED)
-    elif isinstance(exc, exceptions.NotAcceptable):
-        status, body = 406, error_body(NOT_ACCEPTABLE)
-    elif isinstance(exc, exceptions.Throttled):
-        limited = isinstance(exc, LicenceLimitReached)
-        status, body = 429, error_body(LICENSE_LIMIT_REACHED if limited else TOO_MANY_REQUESTS)
-        if exc.wait:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
-    elif isinstance(exc, RequestDataTooBig):
-        status, body = 413, error_body(REQUEST_TOO_LARGE)
-    elif isinstance(exc, (OperationalError, InterfaceError)):
+        400,
+        INVALID_REQUEST,
+    ),
+    ((exceptions.MethodNotAllowed,), 405, METHOD_NOT_ALLOWED),
+    ((exceptions.NotAcceptable,), 406, NOT_ACCEPTABLE),
+    ((LicenceLimitReached,), 429, LICENSE_LIMIT_REACHED),
+    ((exceptions.Throttled,), 429, TOO_MANY_REQUESTS),
+    ((RequestDataTooBig,), 413, REQUEST_TOO_LARGE),
+    ((OperationalError, InterfaceError), 503, SERVICE_UNAVAILABLE),
+)
+MESSAGES = {status: message for _types, status, message in ANSWERS}
+
+
+def error_answer(exc) -> tuple[int, dict, dict] | None:
+    """The status, body and headers `exc` answers with; None for an unexpected exception."""
+    row = next((row for row in ANSWERS if isinstance(exc, row[0])), None)
+    if row is None:
+        if isinstance(exc, exceptions.APIException):
+            return exc.status_code, error_body(str(exc.detail)), {}
+        return None
+    _types, status, message = row
+    headers, details = {}, None
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    elif isinstance(exc, MissingPermissions):
+        headers[REQUIRED_PERMISSIONS_HEADER] = ",".join(exc.missing)
+    elif status == 400:
+        details = _invalid_request_details(exc)
+    elif status == 429 and exc.wait:
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+    elif status == 503:
         logger.error("Database unavailable: %s", type(exc).__name__)
-        status, body = 503, error_body(SERVICE_UNAVAILABLE)
-    elif isinstance(exc, exceptions.APIException):
-        status, body = exc.status_code, error_body(str(exc.detail))
-    else:
+    return status, error_body(message, details), headers
+
+
+def api_exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: every API error answers with a body of CONTRACT section 6."""
+    answer = error_answer(exc)
+    if answer is None:
         return None  # unexpected: ApiErrorMiddleware logs it and answers 500
+    status, body, headers = answer
     return Response(body, status=status, headers=headers)
 
 
+def json_answer(status: int, body: dict, headers: dict) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
 def not_found_view(request, exception=None):
-    return json_error(404, NOT_FOUND)
-
-
-REPLACED_MESSAGES = {
-    401: INVALID_TOKEN,
-    403: ACCESS_DENIED,
-    404: NOT_FOUND,
-    405: METHOD_NOT_ALLOWED,
-    406: NOT_ACCEPTABLE,
-    413: REQUEST_TOO_LARGE,
-    429: TOO_MANY_REQUESTS,
-    503: SERVICE_UNAVAILABLE,
-}
+    return json_answer(*error_answer(Http404()))
 
 
 def declared_length(request) -> int:
@@ -185,14 +193,13 @@ class ApiErrorMiddleware:
     @staticmethod
     def replacement(response, exception) -> JsonResponse:
         if isinstance(exception, (OperationalError, InterfaceError)):
-            logger.error("Database unavailable: %s", type(exception).__name__)
-            return json_error(503, SERVICE_UNAVAILABLE)
+            return json_answer(*error_answer(exception))
         status = response.status_code
         if status == 400:
             return json_error(400, INVALID_REQUEST, {"non_field_errors": ["Malformed request."]})
         if status >= 500 and status != 503:
             return json_error(500, SERVER_ERROR)
-        message = REPLACED_MESSAGES.get(status) or response.reason_phrase
+        message = MESSAGES.get(status) or response.reason_phrase
         kept = {
             name: value
             for name, value in response.items()
@@ -203,13 +210,9 @@ class ApiErrorMiddleware:
     def process_exception(self, request, exception):
         if not is_api_request(request):
             return None
-        if isinstance(exception, RequestDataTooBig):
-            return json_error(413, REQUEST_TOO_LARGE)
-        if isinstance(exception, Http404):
-            return json_error(404, NOT_FOUND)
-        if isinstance(exception, (OperationalError, InterfaceError)):
-            logger.error("Database unavailable: %s", type(exception).__name__)
-            return json_error(503, SERVICE_UNAVAILABLE)
+        answer = error_answer(exception)
+        if answer is not None:
+            return json_answer(*answer)
         if isinstance(exception, DatabaseError):
             logger.exception("Database error on %s %s", request.method, request.path)
             return json_error(500, SERVER_ERROR)

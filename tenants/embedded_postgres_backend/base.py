@@ -1,4 +1,5 @@
-"""The project's backend (tenants/postgresql_backend), starting the embedded server first."""
+"""The project's backend (tenants/postgresql_backend), starting the embedded server first
+(config.embedded_postgres) on the first connection."""
 
 from pathlib import Path
 

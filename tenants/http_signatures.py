@@ -37,7 +37,8 @@ from django.utils import timezone
 from django.utils.encoding import escape_uri_path
 from rest_framework import serializers
 
-from config.errors import is_api_request
+from api.errors import is_api_request
+from tenants.signing_keys import current_signer
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +129,6 @@ class SignedAnswerMiddleware:
             or not wants_signature(request)
         ):
             return response
-        from tenants.signing_keys import current_signer
-
         try:
             sign_response(request, response, current_signer(tenant))
         except (DatabaseError, ImproperlyConfigured) as error:

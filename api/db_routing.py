@@ -1,7 +1,7 @@
 """Reads that may be stale go to the streaming replica (DATABASE_REPLICA_URL); all else to the primary.
 
 Nothing is sent to the replica unless a view asks for it with `replica_reads(request)` around the
-reads it can serve a little stale (the resource lists of licensing.api). Token checks, licence
+reads it can serve a little stale (the resource lists: api.views.ResourceViewSet.list). Token checks, licence
 validation, anything inside a transaction and every write stay on the primary, since the router
 answers the primary ("default") outside such a block, inside `atomic()`, and for every write.
 
