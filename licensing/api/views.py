@@ -20,6 +20,7 @@ from config.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, 
 from config.http_signatures import SignedAnswers, iso_utc
 from config.pagination import ApiCursorPagination
 from licensing import clock, offline, services
+from licensing.api import openapi
 from licensing.api.serializers import (
     LICENSE_COLUMNS,
     ActivatedMachineSerializer,
@@ -115,6 +116,7 @@ class ResourceViewSet(GenericViewSet):
         return Response(self.get_serializer(instance).data, status=status_code)
 
 
+@openapi.users
 class UserViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_USERS,),
@@ -144,6 +146,7 @@ class UserViewSet(ResourceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@openapi.groups
 class GroupViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_USERS,),
@@ -168,6 +171,7 @@ class GroupViewSet(ResourceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@openapi.products
 class ProductViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_PRODUCTS,),
@@ -192,6 +196,7 @@ class ProductViewSet(ResourceViewSet):
         return self.answer(services.update_product(product, **self.validated(instance=product)))
 
 
+@openapi.plans
 class PlanViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_PRODUCTS,),
@@ -211,6 +216,7 @@ class PlanViewSet(ResourceViewSet):
         return self.answer(services.update_plan(plan, **self.validated(instance=plan)))
 
 
+@openapi.customers
 class CustomerViewSet(ResourceViewSet):
     """Read-only over the API; customers are kept in the admin."""
 
@@ -225,6 +231,7 @@ def expired_license_filter(expired: bool) -> Q:
     return ~unexpired if expired else unexpired
 
 
+@openapi.licenses
 class LicenseViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_LICENSES,),
@@ -274,6 +281,7 @@ def active_machine_filter(active: bool) -> Q:
     return services.alive(clock.now()) if active else ~services.alive(clock.now())
 
 
+@openapi.machines
 class MachineViewSet(ResourceViewSet):
     """The machines licences are activated on; DELETE deactivates (not counted against the
     licence's churn budget)."""
@@ -342,6 +350,7 @@ def validation_body(code: ValidationCode, license) -> dict:
     }
 
 
+@openapi.validation
 class LicenseValidationView(ClientApplicationView):
     """POST /v1/licenses/validate: for client applications, without a token."""
 
@@ -365,6 +374,7 @@ def limit_reached(message: str, retry_after: int | None = None) -> Response:
     return Response(error_body(message), status=status.HTTP_409_CONFLICT, headers=headers)
 
 
+@openapi.activation
 class LicenseActivationView(ClientApplicationView):
     """A client application binds its licence to this machine (its fingerprint).
 
@@ -374,6 +384,7 @@ class LicenseActivationView(ClientApplicationView):
     """
 
     request_serializer = ActivationRequestSerializer
+    error_responses = {"409": "ActivationLimitReached"}  # api.openapi: components/responses
 
     def post(self, request):
         fields = self.key_request()
@@ -389,6 +400,7 @@ class LicenseActivationView(ClientApplicationView):
         return self.machine_answer(result, nonce, created)
 
 
+@openapi.heartbeat
 class LicenseHeartbeatView(ClientApplicationView):
     """An activated machine says it is still running.
 
@@ -399,6 +411,7 @@ class LicenseHeartbeatView(ClientApplicationView):
     """
 
     request_serializer = LicenseKeyRequestSerializer
+    error_responses = {"409": "ActivationLimitReached"}  # api.openapi: components/responses
 
     def post(self, request):
         data = self.key_request()
@@ -410,6 +423,7 @@ class LicenseHeartbeatView(ClientApplicationView):
         return self.machine_answer(result, data.get("nonce"))
 
 
+@openapi.deactivation
 class LicenseDeactivationView(ClientApplicationView):
     """A client application frees its machine's slot.
 
@@ -418,6 +432,7 @@ class LicenseDeactivationView(ClientApplicationView):
     """
 
     request_serializer = LicenseKeyRequestSerializer
+    error_responses = {"404": "MachineNotFound", "409": "DeactivationLimitReached"}
 
     def post(self, request):
         data = self.key_request()
@@ -431,6 +446,7 @@ class LicenseDeactivationView(ClientApplicationView):
         return Response(status=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
 
 
+@openapi.checkout
 class LicenseCheckoutView(ClientApplicationView):
     """POST /v1/licenses/checkout: a signed (optionally encrypted) offline licence file."""
 
@@ -456,6 +472,7 @@ class LicenseCheckoutView(ClientApplicationView):
         return Response(self.signed_body(body, data.get("nonce")), headers=NO_STORE)
 
 
+@openapi.signing_keys
 class SigningKeysView(ClientApplicationView):
     """GET /v1/signing-keys: the tenant's public keys (a JWKS), current first."""
 
@@ -464,12 +481,13 @@ class SigningKeysView(ClientApplicationView):
         return Response(jwks(request.tenant), headers={"Cache-Control": "no-cache"})
 
 
+@openapi.revocations
 class RevocationsView(ClientApplicationView):
     """GET /v1/licenses/revocations: licences revoked or suspended within the last 365 days, so
     an offline client can drop a licence file early (docs/offline.md)."""
 
     pagination_class = ApiCursorPagination
-    paginated = True  # config.openapi: `limit` and `cursor` are validated (400)
+    paginated = True  # api.openapi: `limit` and `cursor` are validated (400)
 
     def get(self, request):
         paginator = self.pagination_class()
