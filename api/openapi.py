@@ -23,6 +23,7 @@ from config import errors
 from tokens.api.permissions import required_for
 
 BEARER = "bearerAuth"
+OK = (200, 201)  # the answers an example without status codes is for (drf-spectacular's default)
 NO_NUL = "^[^\\u0000]*$"
 
 
@@ -306,7 +307,7 @@ class ApiAutoSchema(AutoSchema):
             example.name: {"value": example.value}
             for example in self.get_examples()
             if (example.request_only if direction == "request" else example.response_only)
-            and (direction == "request" or status_code in map(str, example.status_codes))
+            and (direction == "request" or status_code in map(str, example.status_codes or OK))
         }
 
 
