@@ -46,6 +46,11 @@ class ScopeMapPermission(BasePermission):
 
     catalogue: frozenset[str] = frozenset()  # every code a view may require
 
+    @classmethod
+    def label(cls, code: str) -> str:
+        """A code's name for people (the OpenAPI description's permission note)."""
+        return code
+
     def granted(self, request) -> frozenset[str] | None:
         """The codes the caller holds; None when it gave no credentials."""
         raise NotImplementedError

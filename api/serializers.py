@@ -13,7 +13,7 @@ class StrictSerializer(serializers.ModelSerializer):
 
     refused_fields: frozenset[str] = frozenset()
     refused_message = "This field cannot be set through the API."
-    unknown_fields_refused = True  # config.openapi: `additionalProperties: false`
+    unknown_fields_refused = True  # api.openapi: `additionalProperties: false`
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):

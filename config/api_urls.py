@@ -6,5 +6,5 @@ urlpatterns = [
     path("", include("tokens.api.urls")),
     path("", include("licensing.api.urls")),
     path("", include("webhooks.api.urls")),
-    path("", include("config.openapi_urls")),  # /v1/, /v1/schema and /v1/docs, no token
+    path("", include("api.openapi_urls")),  # /v1/, /v1/schema and /v1/docs, no token
 ]

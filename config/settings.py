@@ -119,7 +119,7 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "drf_spectacular",  # OpenAPI at /v1/schema, Swagger UI at /v1/docs (config/openapi.py)
+    "drf_spectacular",  # OpenAPI at /v1/schema, Swagger UI at /v1/docs (api/openapi.py)
     "drf_spectacular_sidecar",  # Swagger UI's assets, served locally
     # The task queue's tables and functions live in the public schema only (docs/operations.md);
     # every job names the tenant schema it works in (tenants.tasks).
@@ -344,11 +344,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "api.pagination.ApiCursorPagination",
     "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_SCHEMA_CLASS": "config.openapi.ApiAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.openapi.ApiAutoSchema",
 }
 API_MAX_PAGE_SIZE = 500
 
-# --- OpenAPI description (drf-spectacular; see config/openapi.py)
+# --- OpenAPI description (drf-spectacular; see api/openapi.py)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Licensing platform API",
@@ -373,7 +373,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.openapi.add_error_components",
+        "api.openapi.add_error_components",
     ],
 }
 

@@ -10,11 +10,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 APPS = {"tenants", "tokens", "licensing", "webhooks", "monitoring"}
 
-# H3 moves the OpenAPI description out of config/ (to api/openapi.py and extend_schema next to
-# the views); until that is merged these files of config/ still import the apps. Remove this
-# allow-list then: an entry only counts while its file exists.
-ALLOWED_APP_IMPORTS = {"config/openapi.py", "config/openapi_texts.py", "config/openapi_urls.py"}
-
 
 def first_party() -> set[str]:
     """The top-level packages the project installs (pyproject's package list)."""
@@ -86,16 +81,11 @@ def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
-def present_allow_list() -> set[str]:
-    return {name for name in ALLOWED_APP_IMPORTS if (ROOT / name).exists()}
-
-
 def test_config_imports_no_app():
-    allowed = present_allow_list()
     offending = {
         name: sorted(imported(path, name) & APPS)
         for name, path in modules("config")
-        if name not in allowed and imported(path, name) & APPS
+        if imported(path, name) & APPS
     }
     assert offending == {}
 
@@ -110,7 +100,7 @@ def test_the_api_layer_imports_neither_the_apps_nor_config():
 
 
 def test_no_import_cycle_through_config_or_api():
-    graph = package_graph(skip=present_allow_list())
+    graph = package_graph()
     assert {"api", "config"} <= set(graph)
     through = [sorted(component) for component in cycles(graph) if component & {"api", "config"}]
     assert through == []

@@ -361,7 +361,7 @@ class CheckoutRequestSerializer(ValidationRequestSerializer):
         default=False,
         help_text="Encrypt the payload (AES-256-GCM) with a key derived from the licence key.",
     )
-    unknown_fields_refused = True  # config.openapi: `additionalProperties: false`
+    unknown_fields_refused = True  # api.openapi: `additionalProperties: false`
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):

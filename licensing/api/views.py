@@ -18,6 +18,7 @@ from api.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, err
 from api.pagination import ApiCursorPagination
 from api.views import ResourceViewSet, object_id
 from licensing import clock, offline, services
+from licensing.api import openapi
 from licensing.api.serializers import (
     LICENSE_COLUMNS,
     ActivatedMachineSerializer,
@@ -56,6 +57,7 @@ User = get_user_model()
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+@openapi.users
 class UserViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_USERS,),
@@ -85,6 +87,7 @@ class UserViewSet(ResourceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@openapi.groups
 class GroupViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_USERS,),
@@ -109,6 +112,7 @@ class GroupViewSet(ResourceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@openapi.products
 class ProductViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_PRODUCTS,),
@@ -133,6 +137,7 @@ class ProductViewSet(ResourceViewSet):
         return self.answer(services.update_product(product, **self.validated(instance=product)))
 
 
+@openapi.plans
 class PlanViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_PRODUCTS,),
@@ -152,6 +157,7 @@ class PlanViewSet(ResourceViewSet):
         return self.answer(services.update_plan(plan, **self.validated(instance=plan)))
 
 
+@openapi.customers
 class CustomerViewSet(ResourceViewSet):
     """Read-only over the API; customers are kept in the admin."""
 
@@ -166,6 +172,7 @@ def expired_license_filter(expired: bool) -> Q:
     return ~unexpired if expired else unexpired
 
 
+@openapi.licenses
 class LicenseViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_LICENSES,),
@@ -215,6 +222,7 @@ def active_machine_filter(active: bool) -> Q:
     return services.alive(clock.now()) if active else ~services.alive(clock.now())
 
 
+@openapi.machines
 class MachineViewSet(ResourceViewSet):
     """The machines licences are activated on; DELETE deactivates (not counted against the
     licence's churn budget)."""
@@ -283,6 +291,7 @@ def validation_body(code: ValidationCode, license) -> dict:
     }
 
 
+@openapi.validation
 class LicenseValidationView(ClientApplicationView):
     """POST /v1/licenses/validate: for client applications, without a token."""
 
@@ -306,6 +315,7 @@ def limit_reached(message: str, retry_after: int | None = None) -> Response:
     return Response(error_body(message), status=status.HTTP_409_CONFLICT, headers=headers)
 
 
+@openapi.activation
 class LicenseActivationView(ClientApplicationView):
     """A client application binds its licence to this machine (its fingerprint).
 
@@ -315,6 +325,7 @@ class LicenseActivationView(ClientApplicationView):
     """
 
     request_serializer = ActivationRequestSerializer
+    error_responses = {"409": "ActivationLimitReached"}  # api.openapi: components/responses
 
     def post(self, request):
         fields = self.key_request()
@@ -330,6 +341,7 @@ class LicenseActivationView(ClientApplicationView):
         return self.machine_answer(result, nonce, created)
 
 
+@openapi.heartbeat
 class LicenseHeartbeatView(ClientApplicationView):
     """An activated machine says it is still running.
 
@@ -340,6 +352,7 @@ class LicenseHeartbeatView(ClientApplicationView):
     """
 
     request_serializer = LicenseKeyRequestSerializer
+    error_responses = {"409": "ActivationLimitReached"}  # api.openapi: components/responses
 
     def post(self, request):
         data = self.key_request()
@@ -351,6 +364,7 @@ class LicenseHeartbeatView(ClientApplicationView):
         return self.machine_answer(result, data.get("nonce"))
 
 
+@openapi.deactivation
 class LicenseDeactivationView(ClientApplicationView):
     """A client application frees its machine's slot.
 
@@ -359,6 +373,7 @@ class LicenseDeactivationView(ClientApplicationView):
     """
 
     request_serializer = LicenseKeyRequestSerializer
+    error_responses = {"404": "MachineNotFound", "409": "DeactivationLimitReached"}
 
     def post(self, request):
         data = self.key_request()
@@ -372,6 +387,7 @@ class LicenseDeactivationView(ClientApplicationView):
         return Response(status=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
 
 
+@openapi.checkout
 class LicenseCheckoutView(ClientApplicationView):
     """POST /v1/licenses/checkout: a signed (optionally encrypted) offline licence file."""
 
@@ -397,6 +413,7 @@ class LicenseCheckoutView(ClientApplicationView):
         return Response(self.signed_body(body, data.get("nonce")), headers=NO_STORE)
 
 
+@openapi.signing_keys
 class SigningKeysView(ClientApplicationView):
     """GET /v1/signing-keys: the tenant's public keys (a JWKS), current first."""
 
@@ -405,12 +422,13 @@ class SigningKeysView(ClientApplicationView):
         return Response(jwks(request.tenant), headers={"Cache-Control": "no-cache"})
 
 
+@openapi.revocations
 class RevocationsView(ClientApplicationView):
     """GET /v1/licenses/revocations: licences revoked or suspended within the last 365 days, so
     an offline client can drop a licence file early (docs/offline.md)."""
 
     pagination_class = ApiCursorPagination
-    paginated = True  # config.openapi: `limit` and `cursor` are validated (400)
+    paginated = True  # api.openapi: `limit` and `cursor` are validated (400)
 
     def get(self, request):
         paginator = self.pagination_class()

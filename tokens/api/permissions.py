@@ -7,7 +7,7 @@ access-token authentication), so removing a checkbox takes effect on the next re
 from api.permissions import ScopeMapPermission
 from tokens import signals
 from tokens.api.authentication import refuse
-from tokens.catalogue import ALL_PERMISSIONS
+from tokens.catalogue import ALL_PERMISSIONS, Permission
 from tokens.services import FailureReason, TokenRefused
 
 
@@ -15,6 +15,10 @@ class HasTokenPermissions(ScopeMapPermission):
     """Allow a request only if its access token holds every permission its method requires."""
 
     catalogue = ALL_PERMISSIONS
+
+    @classmethod
+    def label(cls, code):
+        return Permission(code).label
 
     def granted(self, request):
         return getattr(request.auth, "permissions", None)

@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 from api.client_address import client_address
 from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens import services
+from tokens.api import openapi
 from tokens.api.authentication import refuse
 from tokens.api.serializers import (
     ExchangeSerializer,
@@ -26,6 +27,7 @@ class CredentialView(APIView):
     field: str
     abuse_scope: str  # tenants.throttling: guessing secrets is slowed per address
     stage: str
+    credentials_in_body = True  # api.openapi: a wrong secret answers 401 without Authorization
 
     def post(self, request):
         guard_against_guessing(request, self.abuse_scope)
@@ -39,6 +41,7 @@ class CredentialView(APIView):
         return Response(pair.as_response(), headers={"Cache-Control": "no-store"})
 
 
+@openapi.token_exchange
 class TokenExchangeView(CredentialView):
     """POST /v1/auth/token: a User Token secret for an access and a refresh token."""
 
@@ -53,6 +56,7 @@ class TokenExchangeView(CredentialView):
         )
 
 
+@openapi.token_refresh
 class TokenRefreshView(CredentialView):
     """POST /v1/auth/refresh: a refresh token (spent by this call) for a new pair."""
 
@@ -65,6 +69,7 @@ class TokenRefreshView(CredentialView):
         return services.rotate_refresh_token(raw, address=client_address(request), request=request)
 
 
+@openapi.me
 class MeView(APIView):
     """GET /v1/auth/me: the calling token, its permissions and the tenant's request allowance."""
 
@@ -74,6 +79,7 @@ class MeView(APIView):
         return Response(me_answer(request))
 
 
+@openapi.user_tokens
 class UserTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """List, read and refresh User Tokens. There is deliberately no create: tokens are made in
     the admin only."""

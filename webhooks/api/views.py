@@ -1,11 +1,13 @@
 """Webhook endpoints and their delivery log: parse, call a service, shape the answer."""
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from api.views import ResourceViewSet, object_id
 from tokens.catalogue import Permission
 from webhooks import services
+from webhooks.api import openapi
 from webhooks.api.serializers import (
     CreatedWebhookEndpointSerializer,
     WebhookDeliverySerializer,
@@ -14,6 +16,7 @@ from webhooks.api.serializers import (
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
+@openapi.endpoints
 class WebhookEndpointViewSet(ResourceViewSet):
     """Where the tenant's events are sent (docs/webhooks.md). The signing secret is in the POST
     answer only; URLs must be https and resolve to public addresses."""
@@ -28,6 +31,9 @@ class WebhookEndpointViewSet(ResourceViewSet):
     queryset = WebhookEndpoint.objects.all()
     filters = {"active": (serializers.BooleanField, "active")}
 
+    @extend_schema(
+        request=WebhookEndpointSerializer, responses={201: CreatedWebhookEndpointSerializer}
+    )
     def create(self, request):
         endpoint, secret = services.create_endpoint(**self.validated())
         endpoint.secret = secret
@@ -43,6 +49,7 @@ class WebhookEndpointViewSet(ResourceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@openapi.deliveries
 class WebhookDeliveryViewSet(ResourceViewSet):
     """The delivery log: one row per event and endpoint, with its attempts and last answer."""
 

@@ -20,7 +20,7 @@ from drf_spectacular.renderers import (
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from config.api_index import ApiIndexView
+from api.api_index import ApiIndexView
 
 
 class OpenApiYamlTextRenderer(OpenApiYamlRenderer):
