@@ -218,6 +218,17 @@ def test_database_error_is_503(failing_app, where):
     assert_no_page(response)
 
 
+@pytest.mark.parametrize("where", ["plain", "api"])
+def test_a_plain_view_answers_from_the_same_table_as_a_drf_view(failing_app, where):
+    # api.errors.ANSWERS: the middleware (plain views) and the exception handler (DRF views).
+    response = failing_app.get(f"/v1/test-failures/{where}-refusal")
+    assert_error(response, 403, {"error": "Access denied"})
+    response = failing_app.get(f"/v1/test-failures/{where}-bad-input")
+    assert_error(
+        response, 400, {"error": "Invalid request", "details": {"name": ["Not this name."]}}
+    )
+
+
 def test_outside_the_api_django_pages_are_untouched(failing_app, settings):
     # The admin is a website: its errors stay Django's pages (HTML, the technical page in DEBUG).
     response = failing_app.get("/admin/nothing-here/")

@@ -1,5 +1,6 @@
 """A tenant urlconf with views that fail on purpose, for the failure-behaviour tests."""
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import OperationalError
 from django.urls import path
 from rest_framework.permissions import AllowAny
@@ -18,6 +19,30 @@ def plain_view_failure(request):
 
 def plain_view_database_down(request):
     raise OperationalError("connection refused")
+
+
+def plain_view_refusal(request):
+    raise PermissionDenied
+
+
+def plain_view_bad_input(request):
+    raise ValidationError({"name": ["Not this name."]})
+
+
+class ApiViewRefusal(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        raise PermissionDenied
+
+
+class ApiViewBadInput(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        raise ValidationError({"name": ["Not this name."]})
 
 
 class ApiViewFailure(APIView):
@@ -41,6 +66,10 @@ urlpatterns = [
     path("v1/test-failures/plain-db", plain_view_database_down),
     path("v1/test-failures/api", ApiViewFailure.as_view()),
     path("v1/test-failures/api-db", ApiViewDatabaseDown.as_view()),
+    path("v1/test-failures/plain-refusal", plain_view_refusal),
+    path("v1/test-failures/api-refusal", ApiViewRefusal.as_view()),
+    path("v1/test-failures/plain-bad-input", plain_view_bad_input),
+    path("v1/test-failures/api-bad-input", ApiViewBadInput.as_view()),
     *tenant_urlpatterns,
 ]
 
