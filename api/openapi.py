@@ -312,7 +312,7 @@ class ApiAutoSchema(AutoSchema):
 
 
 def signed(response: dict) -> dict:
-    """A response of a signed operation (config.http_signatures): with its signature headers."""
+    """A response of a signed operation (tenants.http_signatures): with its signature headers."""
     ref = response.get("$ref", "")
     if ref.startswith("#/components/responses/"):
         response = ERROR_RESPONSES[ref.rsplit("/", 1)[1]]

@@ -124,6 +124,7 @@ SHARED_APPS = [
     # The task queue's tables and functions live in the public schema only (docs/operations.md);
     # every job names the tenant schema it works in (tenants.tasks).
     "procrastinate.contrib.django",
+    "demo",  # `manage.py demo` only: no models, it seeds the other apps' sample data
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",

@@ -88,11 +88,16 @@ def _redis():
 _deferred: ContextVar[list[tuple[str, str]] | None] = ContextVar("deferred_pushes", default=None)
 
 
+def queue_entry(model: type[Model], fields: dict) -> str:
+    """One queued row, as Redis and the in-process queue keep it."""
+    return json.dumps({"model": model._meta.label_lower, "fields": fields}, cls=_Encoder)
+
+
 def buffer_record(model: type[Model], **fields) -> str:
     """Queue one row of `model` for the current tenant's schema; its request id."""
     fields.setdefault(REQUEST_ID, str(uuid.uuid4()))
     schema = connection.schema_name
-    entry = json.dumps({"model": model._meta.label_lower, "fields": fields}, cls=_Encoder)
+    entry = queue_entry(model, fields)
     client = _redis()
     if client is None:
         _local.push(schema, entry)
@@ -283,9 +288,12 @@ class LocalQueue:
         self._started_in: int | None = None  # the pid whose thread runs (a fork starts its own)
 
     def push(self, schema: str, entry: str) -> None:
-        self._entries.append((schema, entry))
+        # Under the lock: a drain sorting the queue replaces it (a row added meanwhile was lost).
+        with self._lock:
+            self._entries.append((schema, entry))
+            queued = len(self._entries)
         self._start()
-        if len(self._entries) >= settings.RECORD_BUFFER_SIZE:
+        if queued >= settings.RECORD_BUFFER_SIZE:
             self.drain()
 
     def drain(self, schema: str | None = None) -> int:
@@ -338,8 +346,9 @@ class LocalQueue:
                 connection.close_if_unusable_or_obsolete()
 
     def _at_exit(self) -> None:
-        if self._entries:
-            self.drain()
+        # Even with the queue empty: the thread may hold a batch it took and has not written yet,
+        # and it dies with the interpreter; the drain lock waits for it.
+        self.drain()
 
 
 _local = LocalQueue()

@@ -38,3 +38,12 @@ def launched(chromium):
             yield browser
         finally:
             browser.close()
+
+
+def log_in(page, server, path: str) -> None:
+    """Sign `server`'s administrator in on the admin's login page, landing on `path`."""
+    page.goto(f"{server.url}/admin/login/?next={path}")
+    page.fill("#id_username", server.admin_username)
+    page.fill("#id_password", server.admin_password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**{path}")

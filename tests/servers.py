@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 from django.conf import settings
@@ -116,46 +117,37 @@ def manage(env: dict[str, str], *args: str, input: str | None = None) -> str:
     return done.stdout
 
 
-class AppServer:
-    """gunicorn serving config.wsgi on 127.0.0.1; `request()` speaks to it by host name.
+class AppProcess:
+    """A process of the app (a `command()` run from the project root with `env`, its output in
+    `log_path`), started until `ready()` and stopped the same way whatever it runs."""
 
-    `bind_host` is the listening address: e.g. `[::ffff:127.0.0.1]`, an IPv6 socket that IPv4
-    clients reach, so the app sees them as IPv4-mapped addresses (REMOTE_ADDR `::ffff:127.0.0.1`).
-    """
+    name = "process"
+    start_timeout = 90.0  # seconds
+    poll_seconds = 0.2
 
-    def __init__(
-        self,
-        env: dict[str, str],
-        log_path: Path,
-        ports: range,
-        workers: int = 1,
-        bind_host: str = "127.0.0.1",
-    ):
-        self.env, self.log_path, self.workers, self.bind_host = env, log_path, workers, bind_host
-        self.port = free_port(ports)
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env, self.log_path = env, log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "AppServer":
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
-            + ["--bind", f"{self.bind_host}:{self.port}", "--workers", str(self.workers)]
-            + ["--timeout", "60"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            self.command(), cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
-            try:
-                self.request("GET", "/v1/", host="localhost")  # the public domain: never counted
+                raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()}")
+            if self.ready():
                 return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+            time.sleep(self.poll_seconds)
+        raise RuntimeError(f"{self.name} did not start:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -166,6 +158,42 @@ class AppServer:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+class AppServer(AppProcess):
+    """gunicorn serving config.wsgi on 127.0.0.1; `request()` speaks to it by host name.
+
+    `bind_host` is the listening address: e.g. `[::ffff:127.0.0.1]`, an IPv6 socket that IPv4
+    clients reach, so the app sees them as IPv4-mapped addresses (REMOTE_ADDR `::ffff:127.0.0.1`).
+    """
+
+    name = "server"
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        ports: range,
+        workers: int = 1,
+        bind_host: str = "127.0.0.1",
+    ):
+        super().__init__(env, log_path)
+        self.workers, self.bind_host = workers, bind_host
+        self.port = free_port(ports)
+
+    def command(self) -> list[str]:
+        return (
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
+            + ["--bind", f"{self.bind_host}:{self.port}", "--workers", str(self.workers)]
+            + ["--timeout", "60"]
+        )
+
+    def ready(self) -> bool:
+        try:
+            self.request("GET", "/v1/", host="localhost")  # the public domain: never counted
+        except OSError:
+            return False
+        return True
 
     def request(self, method, path, *, host, body=None, headers=None):
         """(status, headers (an http.client.HTTPMessage), raw body) of one request."""

@@ -110,3 +110,11 @@ def test_the_cycle_check_finds_cycles():
     # The check itself, on a graph with a known cycle: it must not pass vacuously.
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [{"a", "b", "c"}]
+
+
+def test_the_app_image_copies_every_package():
+    # deploy/Dockerfile installs the checkout's packages one COPY at a time (not built in CI):
+    # a package missing there would only fail on a real deployment.
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")}
+    assert first_party() - copied == set()

@@ -181,6 +181,9 @@ class UserTokenForm(forms.ModelForm):
             ),
         }
 
+    class Media:
+        js = ["tokens/expiry.js"]  # a typed expiry date selects "Custom date"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "expiry_preset" in self.fields:

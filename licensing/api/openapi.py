@@ -204,7 +204,7 @@ groups = resource(
 
 # --- Bodies of the client applications' endpoints, which answer without a serializer
 
-# What a signed success answer adds to its body (config.http_signatures.SignedAnswers).
+# What a signed success answer adds to its body (tenants.http_signatures.SignedAnswers).
 FRESHNESS_FIELDS = {
     "tenant": serializers.CharField(help_text="The tenant (schema name) that answered."),
     "ts": serializers.DateTimeField(help_text="The server time of the answer (UTC)."),

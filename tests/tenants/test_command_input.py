@@ -145,7 +145,7 @@ def test_an_unknown_token_points_to_audit_tokens_with_the_venv_python():
 def test_the_demo_and_cull_machines_suggest_the_venv_python():
     from django.core.management import load_command_class
 
-    from tenants.management.commands.demo import ready_text
+    from demo.management.commands.demo import ready_text
 
     assert f"{SUGGESTED} createsuperuser" in ready_text(8000, "pw")
     assert f"{SUGGESTED} cull_machines --all-tenants" in (

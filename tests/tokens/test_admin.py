@@ -207,6 +207,7 @@ def test_add_form_has_grouped_permission_checkboxes_and_presets(admin_client, ow
     assert "Monitoring and analytics" in html(response)
     assert "POST /v1/licenses/validate" in html(response)
     assert page.find_all("script", src="/static/tokens/presets.js")
+    assert page.find_all("script", src="/static/tokens/expiry.js")
 
 
 def test_add_form_offers_only_active_users_of_this_tenant(admin_client, owner, admin_password):

@@ -8,12 +8,13 @@ import uuid
 
 import pytest
 
-from tests.browser import ARTIFACTS, launched
+from tests.browser import ARTIFACTS, launched, log_in
 from tokens.catalogue import PRESET_PERMISSIONS, Preset
 
 pytestmark = pytest.mark.browser
 
 CHOSEN = ["delete_users", "edit_groups", "view_customers"]
+ADD_PAGE = "/admin/tokens/usertoken/add/"
 
 
 @pytest.fixture
@@ -39,11 +40,7 @@ def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        page.goto(f"{server.url}/admin/login/?next=/admin/tokens/usertoken/add/")
-        page.fill("#id_username", server.admin_username)
-        page.fill("#id_password", server.admin_password)
-        page.click("input[type=submit]")
-        page.wait_for_url("**/admin/tokens/usertoken/add/")
+        log_in(page, server, ADD_PAGE)
 
         page.fill("#id_name", "Made in a browser")
         page.select_option("#id_user", value=str(server.owner_id))
@@ -90,6 +87,54 @@ def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
         assert secret not in page.content()
         assert secret[-4:] in page.content()
         page.screenshot(path=str(ARTIFACTS / "user-token-change-page.png"), full_page=True)
+        assert errors == []
+    finally:
+        context.close()
+
+
+def expiry_preset(page) -> str:
+    return page.eval_on_selector("input[name=expiry_preset]:checked", "radio => radio.value")
+
+
+def test_a_typed_expiry_date_selects_custom_and_saves(chromium, live_tenant_server, browser):
+    server = live_tenant_server
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        log_in(page, server, ADD_PAGE)
+        page.fill("#id_name", "Expires on a date")
+        page.select_option("#id_user", value=str(server.owner_id))
+        page.check("input[name=permissions][value=view_licenses]")
+        assert expiry_preset(page) == "90"
+
+        # The calendar's "Today" link sets the date without an input event: still custom.
+        page.check("input[name=expiry_preset][value='30']")
+        page.click("#id_expires_at_0 ~ .datetimeshortcuts a >> text=Today")
+        assert expiry_preset(page) == "custom"
+        page.fill("#id_expires_at_0", "")
+
+        page.check("input[name=expiry_preset][value='7']")
+        page.locator("#id_expires_at_0").press_sequentially("2099-06-30")
+        assert expiry_preset(page) == "custom"
+        page.fill("#id_expires_at_1", "12:30:00")
+
+        # Choosing a day preset again keeps the date: the server refuses the pair, as without
+        # the script.
+        page.check("input[name=expiry_preset][value='7']")
+        page.click("input[name=_save]")
+        page.wait_for_selector(".errornote")
+        assert "A date is used only with “Custom date”" in page.content()
+
+        page.check("input[name=expiry_preset][value=custom]")
+        page.click("input[name=_save]")
+        page.wait_for_selector("#user-token-value")
+        page.click("#user-token-change-link")
+        page.wait_for_selector("#usertoken_form")
+        assert expiry_preset(page) == "custom"
+        assert page.input_value("#id_expires_at_0") == "2099-06-30"
+        assert page.input_value("#id_expires_at_1") == "12:30:00"
         assert errors == []
     finally:
         context.close()

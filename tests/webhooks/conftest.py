@@ -11,7 +11,6 @@ import contextlib
 import http.server
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from tests.servers import ROOT, production_env, test_database_url
+from tests.servers import AppProcess, production_env, test_database_url
 
 # Worker settings for tests: quick heartbeats (a killed worker is noticed in ~3 s) and retries
 # that start after about a second instead of a minute.
@@ -117,47 +116,27 @@ def receiver():
         yield running
 
 
-class Worker:
+class Worker(AppProcess):
     """`manage.py procrastinate worker` in a subprocess against the test database."""
 
-    def __init__(self, log_path: Path, **env: str):
-        self.log_path = log_path
-        self.env = production_env(test_database_url(), **WORKER_ENV, **env)
-        self.process: subprocess.Popen | None = None
+    name = "worker"
+    start_timeout = 60.0
+    poll_seconds = 0.1
 
-    def start(self) -> Worker:
-        self.log = open(self.log_path, "a")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "procrastinate", "worker", "--concurrency", "4"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited:\n{self.log_path.read_text()}")
-            if "Starting worker" in self.log_path.read_text():
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()}")
+    def __init__(self, log_path: Path, **env: str):
+        super().__init__(production_env(test_database_url(), **WORKER_ENV, **env), log_path)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "manage.py", "procrastinate", "worker", "--concurrency", "4"]
+
+    def ready(self) -> bool:
+        return "Starting worker" in self.log_path.read_text()
 
     def kill(self) -> None:
         """As a crash would: no chance to finish or release its jobs."""
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture
