@@ -1,5 +1,6 @@
 """Shapes of the licensing API: validate input, present objects. Policy lives in services."""
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -405,6 +406,22 @@ class ValidatedLicenseSerializer(serializers.Serializer):
     entitlements = serializers.ListField(child=serializers.CharField(), source="plan.entitlements")
     max_activations = serializers.IntegerField(source="plan.max_activations", allow_null=True)
     activations = ActivationsSerializer(source="*")
+
+
+def checked_license_answer(license: services.CheckedLicense, zone=None) -> dict:
+    """ValidatedLicenseSerializer's representation of a validation's `CheckedLicense`, without a
+    serializer (the same JSON, byte for byte: tests/licensing/test_validation_answer.py)."""
+    zone = zone or timezone.get_current_timezone()
+    return {
+        "status": license.status,
+        "product": license.product,
+        "plan": license.plan,
+        "starts_at": iso_datetime(license.starts_at, zone),
+        "expires_at": iso_datetime(license.expires_at, zone),
+        "entitlements": [str(item) for item in json.loads(license.entitlements)],
+        "max_activations": license.max_activations,
+        "activations": {"used": license.activations_used, "max": license.max_activations},
+    }
 
 
 class HeartbeatRulesSerializer(serializers.Serializer):

@@ -36,6 +36,7 @@ from licensing.api.serializers import (
     UserSerializer,
     ValidatedLicenseSerializer,
     ValidationRequestSerializer,
+    checked_license_answer,
     license_answer,
 )
 from licensing.models import (
@@ -334,11 +335,15 @@ class ClientApplicationView(SignedAnswers, APIView):
 
 def validation_body(code: ValidationCode, license) -> dict:
     """The body of a licence check: validation, or an activation or heartbeat refused by it."""
+    return code_body(code, ValidatedLicenseSerializer(license).data if license else None)
+
+
+def code_body(code: ValidationCode, license: dict | None) -> dict:
     return {
         "valid": code == ValidationCode.VALID,
         "code": code.value,
         "detail": code.label,
-        "license": ValidatedLicenseSerializer(license).data if license else None,
+        "license": license,
     }
 
 
@@ -349,15 +354,16 @@ class LicenseValidationView(ClientApplicationView):
 
     def post(self, request):
         data = self.key_request()
-        result = services.validate_license_key(
+        # The hot path: the licence's columns by one prepared statement, the answer from a dict.
+        code, license = services.check_license_key(
             data["key"],
             product_code=data.get("product"),
             fingerprint=data.get("fingerprint"),
             client_address=client_address(request),
         )
-        self.checked(result.code)
-        body = self.signed_body(validation_body(result.code, result.license), data.get("nonce"))
-        return Response(body, headers=NO_STORE)
+        self.checked(code)
+        answer = code_body(code, checked_license_answer(license) if license else None)
+        return Response(self.signed_body(answer, data.get("nonce")), headers=NO_STORE)
 
 
 def limit_reached(message: str, retry_after: int | None = None) -> Response:
