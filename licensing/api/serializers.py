@@ -1,6 +1,7 @@
 """Shapes of the licensing API: validate input, present objects. Policy lives in services."""
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
-from config.http_signatures import NonceField
+from config.http_signatures import MAX_NONCE_LENGTH, NonceField
 from config.json_types import wrong_types
 from licensing import offline, services
 from licensing.models import (
@@ -346,6 +347,46 @@ class ValidationRequestSerializer(LicenseKeyRequestSerializer):
     product = serializers.CharField(required=False, allow_null=True, trim_whitespace=False)
     # Given: the licence must also be active on that machine.
     fingerprint = fingerprint_field(required=False, allow_null=True)
+
+
+# A fingerprint the serializer's RegexField takes as it is (fullmatch: `$` would allow a "\n").
+_PLAIN_FINGERPRINT = re.compile(FINGERPRINT_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def _plain_text(value, max_length: int | None = None) -> bool:
+    # ASCII without NUL: nothing DRF's CharField validators (null characters, surrogates) refuse.
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and "\x00" not in value
+        and (max_length is None or len(value) <= max_length)
+    )
+
+
+def plain_validation_request(data) -> dict | None:
+    """ValidationRequestSerializer's `validated_data` for a request that it takes as sent, found
+    without a serializer; None for anything else, which the serializer then decides (errors
+    included). tests/licensing/test_validation_answer.py compares the two."""
+    if type(data) is not dict or not _plain_text(data.get("key")):
+        return None
+    fields = {"key": data["key"]}
+    for name in ("product", "fingerprint", "nonce"):
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None and name != "nonce":
+            fields[name] = None
+            continue
+        if name == "fingerprint":
+            plain = _plain_text(value, FINGERPRINT_MAX_LENGTH) and _PLAIN_FINGERPRINT.fullmatch(
+                value
+            )
+        else:
+            plain = _plain_text(value, MAX_NONCE_LENGTH if name == "nonce" else None) and value
+        if not plain:
+            return None
+        fields[name] = value
+    return fields
 
 
 class ActivationRequestSerializer(LicenseKeyRequestSerializer):

@@ -38,6 +38,7 @@ from licensing.api.serializers import (
     ValidationRequestSerializer,
     checked_license_answer,
     license_answer,
+    plain_validation_request,
 )
 from licensing.models import (
     Customer,
@@ -315,7 +316,10 @@ class ClientApplicationView(SignedAnswers, APIView):
     def key_request(self) -> dict:
         """The request's fields, once its address is allowed another try (else 429)."""
         guard_against_guessing(self.request, self.abuse_scope)
-        serializer = self.request_serializer(data=self.request.data)
+        return self.request_fields(self.request.data)
+
+    def request_fields(self, data) -> dict:
+        serializer = self.request_serializer(data=data)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
@@ -351,6 +355,10 @@ class LicenseValidationView(ClientApplicationView):
     """POST /v1/licenses/validate: for client applications, without a token."""
 
     request_serializer = ValidationRequestSerializer
+
+    def request_fields(self, data) -> dict:
+        # A well-formed request needs no serializer; anything unusual goes through it.
+        return plain_validation_request(data) or super().request_fields(data)
 
     def post(self, request):
         data = self.key_request()

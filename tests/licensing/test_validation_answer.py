@@ -132,3 +132,47 @@ def test_the_check_reads_one_statement_and_records_like_the_model_path(plan):
     assert len(queries) == 1 and code == ValidationCode.FINGERPRINT_NOT_ACTIVATED
     assert checked.id == license.pk and checked.activations_used == 0
     assert Machine.objects.count() == 0
+
+
+PLAIN_REQUESTS = [
+    {"key": "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE"},
+    {"key": ""},
+    {"key": "k", "nonce": "n" * 64, "product": "app", "fingerprint": "a" * 255, "extra": 1},
+    {"key": "k", "product": None, "fingerprint": None},
+    {"key": "k", "fingerprint": "a b"},
+]
+UNUSUAL_REQUESTS = [
+    {},
+    {"key": None},
+    {"key": 5},
+    {"key": "é"},
+    {"key": "a\x00b"},
+    {"key": "\ud800"},
+    {"key": "k", "nonce": ""},
+    {"key": "k", "nonce": None},
+    {"key": "k", "nonce": "n" * 65},
+    {"key": "k", "nonce": 7},
+    {"key": "k", "product": ""},
+    {"key": "k", "product": ["app"]},
+    {"key": "k", "fingerprint": "abc\n"},
+    {"key": "k", "fingerprint": " abc"},
+    {"key": "k", "fingerprint": "a" * 256},
+    {"key": "k", "fingerprint": ""},
+    ["key"],
+    "key",
+]
+
+
+@pytest.mark.parametrize("data", PLAIN_REQUESTS + UNUSUAL_REQUESTS)
+def test_a_plain_request_is_read_as_the_serializer_reads_it(data):
+    """`plain_validation_request` answers only what ValidationRequestSerializer accepts, with the
+    same fields; anything else is left to the serializer (None)."""
+    from licensing.api.serializers import ValidationRequestSerializer, plain_validation_request
+
+    plain = plain_validation_request(data)
+    serializer = ValidationRequestSerializer(data=data)
+    if data in PLAIN_REQUESTS:
+        assert serializer.is_valid(), serializer.errors
+        assert plain == dict(serializer.validated_data)
+    else:
+        assert plain is None
