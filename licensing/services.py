@@ -12,12 +12,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
@@ -552,15 +553,29 @@ class ValidationResult:
 def _validation_code(license: License | None, product_code: str | None, now) -> ValidationCode:
     if license is None:
         return ValidationCode.NOT_FOUND
-    if license.status == LicenseStatus.REVOKED:
+    return _license_code(
+        license.status,
+        license.starts_at,
+        license.expires_at,
+        license.product.code,
+        product_code,
+        now,
+    )
+
+
+def _license_code(
+    status: str, starts_at: datetime, expires_at: datetime | None, product: str, wanted, now
+) -> ValidationCode:
+    """The code of an existing licence, from its own columns (the client asked for `wanted`)."""
+    if status == LicenseStatus.REVOKED:
         return ValidationCode.REVOKED
-    if license.status == LicenseStatus.SUSPENDED:
+    if status == LicenseStatus.SUSPENDED:
         return ValidationCode.SUSPENDED
-    if license.starts_at > now:
+    if starts_at > now:
         return ValidationCode.NOT_STARTED
-    if license.is_expired_at(now):
+    if expires_at is not None and expires_at <= now:  # License.is_expired_at
         return ValidationCode.EXPIRED
-    if product_code is not None and product_code != license.product.code:
+    if wanted is not None and wanted != product:
         return ValidationCode.PRODUCT_MISMATCH
     return ValidationCode.VALID
 
@@ -657,14 +672,95 @@ def validate_license_key(
     code = _validation_code(license, product_code, now)
     if code == ValidationCode.VALID and fingerprint is not None:
         code = _machine_code(license.fingerprint_machine, license.fingerprint_dies_at, now)
+    _record_validation(license.pk if license else None, code, client_address, now)
+    return ValidationResult(code=code, license=license)
+
+
+def _record_validation(license_id: int | None, code: ValidationCode, client_address, now) -> None:
     buffer_record(
         LicenseValidation,
-        license_id=license.pk if license else None,
+        license_id=license_id,
         code=code,
         client_address=_storable_address(client_address),
         created_at=now,
     )
-    return ValidationResult(code=code, license=license)
+
+
+class CheckedLicense(NamedTuple):
+    """A licence as POST /v1/licenses/validate reads it: one row of `_checked_license_sql`, the
+    columns that decide its code and those its answer shows (nothing about who holds it)."""
+
+    id: int
+    status: str
+    starts_at: datetime
+    expires_at: datetime | None
+    product: str
+    plan: str
+    entitlements: str  # the plan's jsonb, as the database sends it (text)
+    max_activations: int | None
+    activations_used: int
+    fingerprint_machine: int | None
+    fingerprint_dies_at: datetime | None
+
+
+@lru_cache(maxsize=2)
+def _checked_license_sql(with_fingerprint: bool) -> str:
+    """The validation's one SELECT, written once per process: the ORM's version spent more time
+    compiling itself than PostgreSQL spends running it (docs/performance.md). Parameters: now,
+    then the fingerprint when there is one, then the key."""
+    quote = connection.ops.quote_name
+    license, product, plan, machine = (
+        quote(model._meta.db_table) for model in (License, Product, Plan, Machine)
+    )
+    machine_columns, machine_join = "NULL, NULL", ""
+    if with_fingerprint:
+        machine_columns = "f.id, f.dies_at"
+        machine_join = (
+            f"LEFT JOIN LATERAL (SELECT id, dies_at FROM {machine} "  # noqa: S608 (quoted names)
+            "WHERE license_id = l.id AND fingerprint = %s AND deactivated_at IS NULL LIMIT 1) f "
+            "ON TRUE "
+        )
+    return (
+        "SELECT l.id, l.status, l.starts_at, l.expires_at, p.code, pl.code, pl.entitlements, "  # noqa: S608 (quoted names)
+        f"pl.max_activations, (SELECT COUNT(*) FROM {machine} u "
+        "WHERE u.license_id = l.id AND u.deactivated_at IS NULL "
+        f"AND (u.dies_at IS NULL OR u.dies_at > %s)), {machine_columns} "
+        f"FROM {license} l JOIN {product} p ON p.id = l.product_id "
+        f"JOIN {plan} pl ON pl.id = l.plan_id {machine_join}WHERE l.key = %s LIMIT 1"
+    )
+
+
+def check_license_key(
+    key: str,
+    *,
+    product_code: str | None = None,
+    fingerprint: str | None = None,
+    client_address: str | None = None,
+) -> tuple[ValidationCode, CheckedLicense | None]:
+    """`validate_license_key` for POST /v1/licenses/validate: the same code and record, the
+    licence read as a `CheckedLicense` (one statement written once per process, no ORM) instead of a model."""
+    now = clock.now()
+    lookup = _lookup_key(key)
+    params = [now, lookup] if fingerprint is None else [now, fingerprint, lookup]
+    with connections[router.db_for_read(License) or "default"].cursor() as cursor:
+        cursor.execute(_checked_license_sql(fingerprint is not None), params)
+        row = cursor.fetchone()
+    license = CheckedLicense(*row) if row else None
+    if license is None:
+        code = ValidationCode.NOT_FOUND
+    else:
+        code = _license_code(
+            license.status,
+            license.starts_at,
+            license.expires_at,
+            license.product,
+            product_code,
+            now,
+        )
+        if code == ValidationCode.VALID and fingerprint is not None:
+            code = _machine_code(license.fingerprint_machine, license.fingerprint_dies_at, now)
+    _record_validation(license.id if license else None, code, client_address, now)
+    return code, license
 
 
 # --- Machines: activation, heartbeats, deactivation

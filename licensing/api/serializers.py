@@ -1,5 +1,7 @@
 """Shapes of the licensing API: validate input, present objects. Policy lives in services."""
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -24,7 +26,7 @@ from licensing.models import (
     Plan,
     Product,
 )
-from tenants.http_signatures import NonceField
+from tenants.http_signatures import MAX_NONCE_LENGTH, NonceField
 
 User = get_user_model()
 
@@ -325,6 +327,46 @@ class ValidationRequestSerializer(LicenseKeyRequestSerializer):
     fingerprint = fingerprint_field(required=False, allow_null=True)
 
 
+# A fingerprint the serializer's RegexField takes as it is (fullmatch: `$` would allow a "\n").
+_PLAIN_FINGERPRINT = re.compile(FINGERPRINT_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def _plain_text(value, max_length: int | None = None) -> bool:
+    # ASCII without NUL: nothing DRF's CharField validators (null characters, surrogates) refuse.
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and "\x00" not in value
+        and (max_length is None or len(value) <= max_length)
+    )
+
+
+def plain_validation_request(data) -> dict | None:
+    """ValidationRequestSerializer's `validated_data` for a request that it takes as sent, found
+    without a serializer; None for anything else, which the serializer then decides (errors
+    included). tests/licensing/test_validation_answer.py compares the two."""
+    if type(data) is not dict or not _plain_text(data.get("key")):
+        return None
+    fields = {"key": data["key"]}
+    for name in ("product", "fingerprint", "nonce"):
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None and name != "nonce":
+            fields[name] = None
+            continue
+        if name == "fingerprint":
+            plain = _plain_text(value, FINGERPRINT_MAX_LENGTH) and _PLAIN_FINGERPRINT.fullmatch(
+                value
+            )
+        else:
+            plain = _plain_text(value, MAX_NONCE_LENGTH if name == "nonce" else None) and value
+        if not plain:
+            return None
+        fields[name] = value
+    return fields
+
+
 class ActivationRequestSerializer(LicenseKeyRequestSerializer):
     name = serializers.CharField(max_length=255, required=False, allow_blank=True)
     platform = serializers.CharField(max_length=64, required=False, allow_blank=True)
@@ -383,6 +425,22 @@ class ValidatedLicenseSerializer(serializers.Serializer):
     entitlements = serializers.ListField(child=serializers.CharField(), source="plan.entitlements")
     max_activations = serializers.IntegerField(source="plan.max_activations", allow_null=True)
     activations = ActivationsSerializer(source="*")
+
+
+def checked_license_answer(license: services.CheckedLicense, zone=None) -> dict:
+    """ValidatedLicenseSerializer's representation of a validation's `CheckedLicense`, without a
+    serializer (the same JSON, byte for byte: tests/licensing/test_validation_answer.py)."""
+    zone = zone or timezone.get_current_timezone()
+    return {
+        "status": license.status,
+        "product": license.product,
+        "plan": license.plan,
+        "starts_at": iso_datetime(license.starts_at, zone),
+        "expires_at": iso_datetime(license.expires_at, zone),
+        "entitlements": [str(item) for item in json.loads(license.entitlements)],
+        "max_activations": license.max_activations,
+        "activations": {"used": license.activations_used, "max": license.max_activations},
+    }
 
 
 class HeartbeatRulesSerializer(serializers.Serializer):

@@ -139,3 +139,19 @@ def test_a_token_exchange_is_one_statement(alpha_client, make_user_token):
     )
     # The lookup by digest; its security event is buffered, last use written once a minute.
     assert len(statements) == 1 and 'FROM "tokens_usertoken"' in statements[0], statements
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["key", "key-product-fingerprint-nonce"])
+def test_a_warm_validation_is_one_statement(alpha_client, full):
+    with schema_context("alpha"):
+        license = make_license()
+        machine = make_machine(license)
+    body = {"key": license.key}
+    if full:
+        body |= {"product": license.product.code, "fingerprint": machine.fingerprint, "nonce": "n"}
+    statements = warm_statements(
+        lambda: alpha_client.post("/v1/licenses/validate", body, content_type="application/json")
+    )
+    # The licence, its product, plan, activation count and the fingerprint's machine, written once
+    # per process (licensing.services.check_license_key); the record is buffered.
+    assert len(statements) == 1 and 'FROM "licensing_license" l JOIN' in statements[0], statements

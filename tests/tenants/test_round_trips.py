@@ -72,16 +72,18 @@ def commands(packet: bytes) -> list[bytes]:
 SETTLED = [[b"EVALSHA"], [b"EVALSHA", b"RPUSH", b"SADD"]]
 
 
-def test_a_warm_validation_is_two_round_trips(sent, alpha_client, licence):
+@pytest.mark.parametrize("full", [False, True], ids=["key", "key-product-fingerprint-nonce"])
+def test_a_warm_validation_is_two_round_trips(sent, alpha_client, licence, full):
     """The counters (the attempt counted before the key is checked), then one pipeline once the
     answer is settled, before it leaves: the attempt's unit given back, since it did not fail
     (exact throttles), and the validation record pushed to the buffer (tenants.record_buffer: a
     killed worker loses nothing it answered)."""
+    body = {"key": licence.key}
+    if full:  # FINGERPRINT_NOT_ACTIVATED is no failed guess: the unit is given back too
+        body |= {"product": licence.product.code, "fingerprint": "fp-1", "nonce": "n"}
     packets = round_trips(
         sent,
-        lambda: alpha_client.post(
-            "/v1/licenses/validate", {"key": licence.key}, content_type="application/json"
-        ),
+        lambda: alpha_client.post("/v1/licenses/validate", body, content_type="application/json"),
     )
     assert [commands(p) for p in packets] == SETTLED, packets
 
