@@ -89,6 +89,7 @@ class TokenAuth:
 
     user_token: UserToken
     permissions: frozenset[str]
+    row: dict | None = None  # the view's RowRead, read with the token (None: not asked or absent)
 
 
 def _clean_permissions(permissions) -> list[str]:
@@ -456,31 +457,51 @@ TOKEN_FIELDS = frozenset(
 
 
 @dataclass(frozen=True)
+class RowRead:
+    """A row a view reads in the same statement as the request's User Token: `columns` (attnames)
+    of the `model` row whose primary key is `pk`. Authentication hands it back as
+    `TokenAuth.row`, a dict of those columns, or None when no such row exists."""
+
+    model: type
+    columns: tuple[str, ...]
+    pk: int
+
+
+@dataclass(frozen=True)
 class _Lookup:
     sql: str
     token_fields: list
     owner_fields: list
+    row_fields: list
     converters: list  # per selected column: the fields' from_db_value functions
 
 
 @functools.cache
-def _token_lookup() -> _Lookup:
+def _token_lookup(row_model: type | None = None, row_columns: tuple[str, ...] = ()) -> _Lookup:
     user_model = get_user_model()
     quote = connection.ops.quote_name
     token_fields = [f for f in UserToken._meta.concrete_fields if f.attname in TOKEN_FIELDS]
     owner_names = {user_model._meta.pk.attname, "is_active", user_model.USERNAME_FIELD}
     owner_fields = [f for f in user_model._meta.concrete_fields if f.attname in owner_names]
+    row_fields = [row_model._meta.get_field(name) for name in row_columns] if row_model else []
     owner_fk = UserToken._meta.get_field("owner")
     columns = [f"t.{quote(f.column)}" for f in token_fields]
     columns += [f"o.{quote(f.column)}" for f in owner_fields]
+    columns += [f"r.{quote(f.column)}" for f in row_fields]
+    joined = ""
+    if row_model is not None:  # a missing row leaves its columns NULL; the token is still read
+        joined = (
+            f" LEFT JOIN {quote(row_model._meta.db_table)} r "
+            f"ON r.{quote(row_model._meta.pk.column)} = %s"
+        )
     sql = (
         f"SELECT {', '.join(columns)} FROM {quote(UserToken._meta.db_table)} t "  # noqa: S608
         f"JOIN {quote(user_model._meta.db_table)} o "
-        f"ON o.{quote(user_model._meta.pk.column)} = t.{quote(owner_fk.column)} "
+        f"ON o.{quote(user_model._meta.pk.column)} = t.{quote(owner_fk.column)}{joined} "
         f"WHERE t.{quote(UserToken._meta.pk.column)} = %s"
     )
     converters = []
-    for field in [*token_fields, *owner_fields]:
+    for field in [*token_fields, *owner_fields, *row_fields]:
         column = field.get_col(field.model._meta.db_table)
         converters.append(
             (
@@ -488,49 +509,63 @@ def _token_lookup() -> _Lookup:
                 connection.ops.get_db_converters(column) + column.get_db_converters(connection),
             )
         )
-    return _Lookup(sql, token_fields, owner_fields, converters)
+    return _Lookup(sql, token_fields, owner_fields, row_fields, converters)
 
 
-def find_token_with_owner(token_id: int) -> UserToken | None:
-    """The User Token `token_id` with its owner (`token.owner` costs no query), or None."""
+def find_token_with_owner(
+    token_id: int, row: RowRead | None = None
+) -> tuple[UserToken | None, dict | None]:
+    """The User Token `token_id` with its owner (`token.owner` costs no query), or None; and, with
+    `row`, that row's columns (None when it does not exist), read by the same statement."""
     alias = router.db_for_read(UserToken)
     db = connections[alias]
-    lookup = _token_lookup()
+    lookup = _token_lookup(row.model, row.columns) if row else _token_lookup()
     with db.cursor() as cursor:
-        cursor.execute(lookup.sql, [token_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+        cursor.execute(lookup.sql, [row.pk, token_id] if row else [token_id])
+        found = cursor.fetchone()
+    if found is None:
+        return None, None
     values = []
-    for value, (column, converters) in zip(row, lookup.converters, strict=True):
+    for value, (column, converters) in zip(found, lookup.converters, strict=True):
         for convert in converters:
             value = convert(value, column, db)
         values.append(value)
-    split = len(lookup.token_fields)
-    token = UserToken.from_db(alias, [f.attname for f in lookup.token_fields], values[:split])
+    owner_end = len(lookup.token_fields) + len(lookup.owner_fields)
+    token = UserToken.from_db(
+        alias, [f.attname for f in lookup.token_fields], values[: len(lookup.token_fields)]
+    )
     owner = get_user_model().from_db(
-        alias, [f.attname for f in lookup.owner_fields], values[split:]
+        alias,
+        [f.attname for f in lookup.owner_fields],
+        values[len(lookup.token_fields) : owner_end],
     )
     UserToken.owner.field.set_cached_value(token, owner)
-    return token
+    read = None
+    if row is not None:
+        read = dict(zip(row.columns, values[owner_end:], strict=True))
+        if read[row.model._meta.pk.attname] is None:  # the LEFT JOIN found no such row
+            read = None
+    return token, read
 
 
-def _current_token(payload: dict, address: str) -> UserToken:
+def _current_token(
+    payload: dict, address: str, row: RowRead | None = None
+) -> tuple[UserToken, dict | None]:
     token_id = payload[USER_TOKEN_CLAIM]
-    token = find_token_with_owner(token_id)
+    token, read = find_token_with_owner(token_id, row)
     if token is None:
         raise TokenRefused(FailureReason.UNKNOWN, token_id)
     if token.generation != payload[GENERATION_CLAIM]:
         raise TokenRefused(FailureReason.REVOKED, token_id)
     check_usable(token, address=address)
-    return token
+    return token, read
 
 
 def rotate_refresh_token(raw, *, address: str, request=None) -> TokenPair:
     """A new pair for a refresh token, which is spent: presenting it again is refused, and revokes
     the pair issued from it (with every other JWT of the User Token) and raises an alert."""
     payload = _decode(ApiRefreshToken, raw)
-    token = _current_token(payload, address)
+    token, _ = _current_token(payload, address)
     try:
         with transaction.atomic():
             SpentRefreshToken.objects.create(
@@ -554,11 +589,11 @@ def rotate_refresh_token(raw, *, address: str, request=None) -> TokenPair:
     return _issue_pair(token)
 
 
-def authenticate_access_token(raw, *, address: str) -> TokenAuth:
-    """The User Token behind an access token, as it is now (one query)."""
-    token = _current_token(_decode(ApiAccessToken, raw), address)
+def authenticate_access_token(raw, *, address: str, row: RowRead | None = None) -> TokenAuth:
+    """The User Token behind an access token, as it is now (one query, which also reads `row`)."""
+    token, read = _current_token(_decode(ApiAccessToken, raw), address, row)
     mark_used(token, address)
-    return TokenAuth(user_token=token, permissions=frozenset(token.permissions))
+    return TokenAuth(user_token=token, permissions=frozenset(token.permissions), row=read)
 
 
 def mark_used(token: UserToken, address: str) -> None:
