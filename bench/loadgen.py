@@ -79,9 +79,10 @@ async def _read_response(reader) -> tuple[int, bool]:
     return status, close
 
 
-# An open-loop figure is the server's only if the client sent on time: a p99 lag above this, or
-# less than this share of the scheduled rate sent within the schedule, marks it client-limited.
-CLIENT_LAG_LIMIT_MS = 2.0
+# An open-loop figure is the server's only if the client sent on time: a p99 lag above this share
+# of the p99 latency, or less than this share of the scheduled rate sent within the schedule,
+# marks it client-limited.
+CLIENT_LAG_SHARE = 0.25
 SENT_RATE_SHARE = 0.95
 
 
@@ -169,7 +170,7 @@ def _figures(latencies, lags, statuses, errors, elapsed, rate, sent_in_time, dur
         figures["sent_rate"] = sent_in_time / duration
         figures["client_lag_p99_ms"] = percentile(lags, 99) * 1000 if lags else 0.0
         figures["client_limited"] = (
-            figures["client_lag_p99_ms"] > CLIENT_LAG_LIMIT_MS
+            figures["client_lag_p99_ms"] > CLIENT_LAG_SHARE * figures["p99_ms"]
             or figures["sent_rate"] < SENT_RATE_SHARE * rate
         )
         figures["latencies"] = latencies

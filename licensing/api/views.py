@@ -4,7 +4,9 @@ Querysets need no tenant filter: each tenant's rows live in its own schema, so a
 tenant is simply not there and answers 404.
 """
 
+import psycopg
 from django.contrib.auth import get_user_model
+from django.db import connections, router
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from rest_framework import serializers, status
@@ -227,6 +229,24 @@ def expired_license_filter(expired: bool) -> Q:
     return ~unexpired if expired else unexpired
 
 
+# psycopg's compiled timestamptz loader: Django's (a Python subclass, to set the tzinfo) loads a
+# page's ~200 times at ~3 us each. The same instants, in the session's zone (license_answer
+# converts them to the current zone: the same text).
+COMPILED_TIMESTAMPTZ = psycopg.adapters.get_loader(
+    psycopg.adapters.types["timestamptz"].oid, psycopg.pq.Format.TEXT
+)
+
+
+def _with_compiled_timestamps(execute, sql, params, many, context):
+    context["cursor"].cursor.adapters.register_loader("timestamptz", COMPILED_TIMESTAMPTZ)
+    return execute(sql, params, many, context)
+
+
+def compiled_timestamps(alias: str):
+    """The statements on `alias` inside the block load timestamptz with psycopg's C loader."""
+    return connections[alias].execute_wrapper(_with_compiled_timestamps)
+
+
 class LicenseViewSet(ResourceViewSet):
     required_permissions = {
         "GET": (Permission.VIEW_LICENSES,),
@@ -268,7 +288,8 @@ class LicenseViewSet(ResourceViewSet):
     def list_page(self):
         rows = self.filter_queryset(self.get_queryset()).values(*LICENSE_COLUMNS)
         zone = timezone.get_current_timezone()
-        page = [license_answer(row, zone) for row in self.paginate_queryset(rows)]
+        with compiled_timestamps(router.db_for_read(License)):
+            page = [license_answer(row, zone) for row in self.paginate_queryset(rows)]
         return self.get_paginated_response(page)
 
     def create(self, request):
