@@ -94,3 +94,20 @@ def test_a_single_read_is_the_serializers_answer_byte_for_byte(api_client, licen
     missing = client.get(f"/v1/licenses/{licences[-1].pk + 1000}")
     assert missing.status_code == 404
     assert missing.content == client.get("/v1/licenses/0").content
+
+
+def test_a_page_is_the_serializers_answer_byte_for_byte(api_client, licences):
+    """GET /v1/licenses loads its times with psycopg's compiled loader (licensing.api.views):
+    each result renders as the serializer renders the licence."""
+    from rest_framework.renderers import JSONRenderer
+
+    from tokens.catalogue import Permission
+
+    client = api_client("alpha", [Permission.VIEW_LICENSES])
+    licences[1].save()
+    results = client.get("/v1/licenses?limit=500").json()["results"]
+    by_id = {result["id"]: result for result in results}
+    render = JSONRenderer().render
+    for licence in licences:
+        licence.refresh_from_db()
+        assert render(by_id[licence.pk]) == render(LicenseSerializer(licence).data)
