@@ -368,12 +368,7 @@ def _find_by_secret(secret) -> UserToken:
         hashing.digest("")
         raise TokenRefused(FailureReason.MALFORMED)
     candidates = hashing.candidate_digests(secret)
-    found = {
-        t.digest: t
-        for t in UserToken.objects.select_related("owner").filter(
-            digest__in=[d for _, d in candidates]
-        )
-    }
+    found = {t.digest: t for t in find_tokens_by_digest([d for _, d in candidates])}
     for key_id, candidate in candidates:
         token = found.get(candidate)
         if token is not None and token.key_id == key_id:
@@ -476,15 +471,23 @@ class _Lookup:
     converters: list  # per selected column: the fields' from_db_value functions
 
 
+# The exchange also reads what identifies the secret's hash (a retired key's digest is rehashed).
+DIGEST_FIELDS = TOKEN_FIELDS | {"digest", "key_id"}
+
+
 @functools.cache
-def _token_lookup(row_model: type | None = None, row_columns: tuple[str, ...] = ()) -> _Lookup:
+def _token_lookup(
+    row_model: type | None = None, row_columns: tuple[str, ...] = (), by_digest: bool = False
+) -> _Lookup:
     user_model = get_user_model()
     quote = connection.ops.quote_name
-    token_fields = [f for f in UserToken._meta.concrete_fields if f.attname in TOKEN_FIELDS]
+    names = DIGEST_FIELDS if by_digest else TOKEN_FIELDS
+    token_fields = [f for f in UserToken._meta.concrete_fields if f.attname in names]
     owner_names = {user_model._meta.pk.attname, "is_active", user_model.USERNAME_FIELD}
     owner_fields = [f for f in user_model._meta.concrete_fields if f.attname in owner_names]
     row_fields = [row_model._meta.get_field(name) for name in row_columns] if row_model else []
     owner_fk = UserToken._meta.get_field("owner")
+    key = UserToken._meta.get_field("digest") if by_digest else UserToken._meta.pk
     columns = [f"t.{quote(f.column)}" for f in token_fields]
     columns += [f"o.{quote(f.column)}" for f in owner_fields]
     columns += [f"r.{quote(f.column)}" for f in row_fields]
@@ -498,7 +501,7 @@ def _token_lookup(row_model: type | None = None, row_columns: tuple[str, ...] = 
         f"SELECT {', '.join(columns)} FROM {quote(UserToken._meta.db_table)} t "  # noqa: S608
         f"JOIN {quote(user_model._meta.db_table)} o "
         f"ON o.{quote(user_model._meta.pk.column)} = t.{quote(owner_fk.column)}{joined} "
-        f"WHERE t.{quote(UserToken._meta.pk.column)} = %s"
+        f"WHERE t.{quote(key.column)} = {'ANY(%s)' if by_digest else '%s'}"
     )
     converters = []
     for field in [*token_fields, *owner_fields, *row_fields]:
@@ -517,14 +520,28 @@ def find_token_with_owner(
 ) -> tuple[UserToken | None, dict | None]:
     """The User Token `token_id` with its owner (`token.owner` costs no query), or None; and, with
     `row`, that row's columns (None when it does not exist), read by the same statement."""
+    lookup = _token_lookup(row.model, row.columns) if row else _token_lookup()
+    found = _read(lookup, [row.pk, token_id] if row else [token_id])
+    return _loaded(lookup, found[0], row) if found else (None, None)
+
+
+def find_tokens_by_digest(digests: list[str]) -> list[UserToken]:
+    """The User Tokens whose digest is one of `digests`, each with its owner (one statement)."""
+    lookup = _token_lookup(by_digest=True)
+    return [_loaded(lookup, found)[0] for found in _read(lookup, [digests])]
+
+
+def _read(lookup: _Lookup, params: list) -> list[tuple]:
+    with connections[router.db_for_read(UserToken)].cursor() as cursor:
+        cursor.execute(lookup.sql, params)
+        return cursor.fetchall()
+
+
+def _loaded(
+    lookup: _Lookup, found: tuple, row: RowRead | None = None
+) -> tuple[UserToken, dict | None]:
     alias = router.db_for_read(UserToken)
     db = connections[alias]
-    lookup = _token_lookup(row.model, row.columns) if row else _token_lookup()
-    with db.cursor() as cursor:
-        cursor.execute(lookup.sql, [row.pk, token_id] if row else [token_id])
-        found = cursor.fetchone()
-    if found is None:
-        return None, None
     values = []
     for value, (column, converters) in zip(found, lookup.converters, strict=True):
         for convert in converters:
