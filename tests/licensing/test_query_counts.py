@@ -135,7 +135,9 @@ def test_a_read_with_a_filter_or_of_an_absent_licence_reads_it_apart(api_client)
     client.get(f"/v1/licenses/{license.pk + 1000}")
     with CaptureQueriesContext(connection) as captured:
         assert client.get(f"/v1/licenses/{license.pk + 1000}").status_code == 404
-    absent = [q["sql"] for q in captured.captured_queries if not any(p in q["sql"] for p in ROUTING)]
+    absent = [
+        q["sql"] for q in captured.captured_queries if not any(p in q["sql"] for p in ROUTING)
+    ]
     assert len(absent) == 2 and "LEFT JOIN" in absent[0], absent
 
 
