@@ -4,9 +4,8 @@ Querysets need no tenant filter: each tenant's rows live in its own schema, so a
 tenant is simply not there and answers 404.
 """
 
-import psycopg
 from django.contrib.auth import get_user_model
-from django.db import connections, router
+from django.db import router
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from rest_framework import serializers, status
@@ -21,6 +20,7 @@ from config.client_address import client_address
 from config.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
 from config.http_signatures import SignedAnswers, iso_utc
 from config.pagination import ApiCursorPagination
+from config.timestamps import compiled_timestamps
 from licensing import clock, offline, services
 from licensing.api.serializers import (
     LICENSE_COLUMNS,
@@ -227,24 +227,6 @@ class CustomerViewSet(ResourceViewSet):
 def expired_license_filter(expired: bool) -> Q:
     unexpired = services.unexpired(clock.now())
     return ~unexpired if expired else unexpired
-
-
-# psycopg's compiled timestamptz loader: Django's (a Python subclass, to set the tzinfo) loads a
-# page's ~200 times at ~3 us each. The same instants, in the session's zone (license_answer
-# converts them to the current zone: the same text).
-COMPILED_TIMESTAMPTZ = psycopg.adapters.get_loader(
-    psycopg.adapters.types["timestamptz"].oid, psycopg.pq.Format.TEXT
-)
-
-
-def _with_compiled_timestamps(execute, sql, params, many, context):
-    context["cursor"].cursor.adapters.register_loader("timestamptz", COMPILED_TIMESTAMPTZ)
-    return execute(sql, params, many, context)
-
-
-def compiled_timestamps(alias: str):
-    """The statements on `alias` inside the block load timestamptz with psycopg's C loader."""
-    return connections[alias].execute_wrapper(_with_compiled_timestamps)
 
 
 class LicenseViewSet(ResourceViewSet):
