@@ -9,9 +9,11 @@ from rest_framework.viewsets import GenericViewSet
 
 from api import db_routing
 
+MAX_ID = 2**63 - 1  # bigint: a larger id is no row (the ORM answers 404 without a query)
+
 
 def object_id():
-    return serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 class ResourceViewSet(GenericViewSet):

@@ -5,6 +5,12 @@ when the server closes them), either closed-loop (`--concurrency` connections se
 answers come: the maximum throughput) or open-loop (`--rate` requests per second on a fixed
 schedule; a latency is measured from the request's scheduled time, so a server that falls behind
 shows it instead of slowing the schedule). It prints one JSON object.
+
+In open loop the client's own delays are measured too: `client_lag` is how late a request left
+when a connection was free at its scheduled time (the event loop woke late: the client, not the
+server, was behind), and `sent_rate` the rate actually sent within the schedule. `python_client`
+spreads an open loop over several processes (`clients`, each a share of the rate on an interleaved
+schedule) and merges their latencies; a figure whose client lagged is marked `client_limited`.
 """
 
 from __future__ import annotations
@@ -73,17 +79,37 @@ async def _read_response(reader) -> tuple[int, bool]:
     return status, close
 
 
-async def _run(target: Target, concurrency: int, duration: float, rate: float | None) -> dict:
+# An open-loop figure is the server's only if the client sent on time: a p99 lag above this share
+# of the p99 latency, or less than this share of the scheduled rate sent within the schedule,
+# marks it client-limited.
+CLIENT_LAG_SHARE = 0.25
+SENT_RATE_SHARE = 0.95
+
+
+async def _run(
+    target: Target,
+    concurrency: int,
+    duration: float,
+    rate: float | None,
+    phase: float = 0.0,
+    start: float | None = None,
+) -> dict:
+    """`phase` (seconds) offsets this client's schedule, `start` (time.time()) is its common zero:
+    several processes share one schedule, each sending one request of every `clients`."""
     payload = target.request_bytes()
     latencies: list[float] = []
+    lags: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
-    start = time.perf_counter()
-    end = start + duration
+    sent_in_time = 0
+    if start is not None:  # wait for the common zero (processes start at different moments)
+        await asyncio.sleep(max(0.0, start - time.time()))
+    start = time.perf_counter() + phase
+    end = start + duration - phase
     counter = iter(range(10**12))
 
     async def worker():
-        nonlocal errors
+        nonlocal errors, sent_in_time
         reader = writer = None
         while True:
             if rate:
@@ -91,8 +117,11 @@ async def _run(target: Target, concurrency: int, duration: float, rate: float | 
                 if scheduled >= end:
                     break
                 delay = scheduled - time.perf_counter()
-                if delay > 0:
+                if delay > 0:  # free before its time: any lateness now is the client's own
                     await asyncio.sleep(delay)
+                    lags.append(time.perf_counter() - scheduled)
+                if time.perf_counter() < end:
+                    sent_in_time += 1
             else:
                 scheduled = time.perf_counter()
                 if scheduled >= end:
@@ -118,8 +147,12 @@ async def _run(target: Target, concurrency: int, duration: float, rate: float | 
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
+    return _figures(latencies, lags, statuses, errors, elapsed, rate, sent_in_time, duration)
+
+
+def _figures(latencies, lags, statuses, errors, elapsed, rate, sent_in_time, duration) -> dict:
     ok = sum(count for status, count in statuses.items() if status < 400)
-    return {
+    figures = {
         "tool": "python",
         "requests": len(latencies),
         "ok": ok,
@@ -133,10 +166,73 @@ async def _run(target: Target, concurrency: int, duration: float, rate: float | 
         "max_ms": max(latencies) * 1000 if latencies else float("nan"),
         "target_rate": rate,
     }
+    if rate:
+        figures["sent_rate"] = sent_in_time / duration
+        figures["client_lag_p99_ms"] = percentile(lags, 99) * 1000 if lags else 0.0
+        figures["client_limited"] = (
+            figures["client_lag_p99_ms"] > CLIENT_LAG_SHARE * figures["p99_ms"]
+            or figures["sent_rate"] < SENT_RATE_SHARE * rate
+        )
+        figures["latencies"] = latencies
+        figures["lags"] = lags
+        figures["sent_in_time"] = sent_in_time
+    return figures
 
 
-def python_client(target: Target, concurrency: int, duration: float, rate=None) -> dict:
-    """Run the Python client in a process of its own and return its figures."""
+def merge(parts: list[dict], rate: float, duration: float) -> dict:
+    """One open-loop figure from the clients that shared its schedule."""
+    statuses: dict[int, int] = {}
+    for part in parts:
+        for status, count in part["statuses"].items():
+            statuses[int(status)] = statuses.get(int(status), 0) + count
+    merged = _figures(
+        [v for part in parts for v in part["latencies"]],
+        [v for part in parts for v in part["lags"]],
+        statuses,
+        sum(part["errors"] - (part["requests"] - part["ok"]) for part in parts),
+        max(part["seconds"] for part in parts),
+        rate,
+        sum(part["sent_in_time"] for part in parts),
+        duration,
+    )
+    merged["clients"] = len(parts)
+    return merged
+
+
+def python_client(
+    target: Target, concurrency: int, duration: float, rate=None, clients: int = 1
+) -> dict:
+    """Run the Python client in a process of its own (open loop: `clients` processes, each with
+    `concurrency` connections and a share of `rate`) and return its figures."""
+    if rate and clients > 1:
+        start = time.time() + 1.0  # every process is up by then
+        commands = [
+            _command(target, concurrency, duration)
+            + ["--rate", str(rate / clients), "--phase", str(i / rate), "--start", str(start)]
+            for i in range(clients)
+        ]
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        running = [
+            subprocess.Popen(c, stdout=subprocess.PIPE, text=True, cwd=root) for c in commands
+        ]
+        parts = [json.loads(process.communicate()[0]) for process in running]
+        if any(process.returncode for process in running):
+            raise RuntimeError("an open-loop client failed")
+        return _lean(merge(parts, rate, duration))
+    command = _command(target, concurrency, duration)
+    if rate:
+        command += ["--rate", str(rate)]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(command, capture_output=True, text=True, cwd=root, check=True)
+    return _lean(json.loads(result.stdout))
+
+
+def _lean(figures: dict) -> dict:
+    """The figures without the raw samples (kept only to merge clients)."""
+    return {k: v for k, v in figures.items() if k not in ("latencies", "lags", "sent_in_time")}
+
+
+def _command(target: Target, concurrency: int, duration: float) -> list[str]:
     import sys
 
     command = [
@@ -154,11 +250,7 @@ def python_client(target: Target, concurrency: int, duration: float, rate=None) 
     ]  # fmt: skip
     for name, value in target.headers.items():
         command += ["--header", f"{name}: {value}"]
-    if rate:
-        command += ["--rate", str(rate)]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run(command, capture_output=True, text=True, cwd=root, check=True)
-    return json.loads(result.stdout)
+    return command
 
 
 WRK_SCRIPT = """
@@ -236,12 +328,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
+    parser.add_argument("--phase", type=float, default=0.0, help="open loop: schedule offset, s")
+    parser.add_argument("--start", type=float, default=None, help="open loop: common zero, epoch")
     args = parser.parse_args()
     headers = dict(h.split(": ", 1) for h in args.header)
     target = Target(
         args.port, args.path, args.host, args.method, args.body, headers, address=args.address
     )
-    print(json.dumps(asyncio.run(_run(target, args.concurrency, args.duration, args.rate))))
+    figures = asyncio.run(
+        _run(target, args.concurrency, args.duration, args.rate, args.phase, args.start)
+    )
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

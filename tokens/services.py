@@ -22,6 +22,7 @@ from django_tenants.utils import get_public_schema_name
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 
+from api.timestamps import use_compiled_timestamps
 from tokens import hashing, signals
 from tokens.catalogue import ALL_PERMISSIONS, Permission
 from tokens.jwt import (
@@ -89,6 +90,7 @@ class TokenAuth:
 
     user_token: UserToken
     permissions: frozenset[str]
+    row: dict | None = None  # the view's RowRead, read with the token (None: not asked or absent)
 
 
 def _clean_permissions(permissions) -> list[str]:
@@ -379,12 +381,7 @@ def _find_by_secret(secret) -> UserToken:
         hashing.digest("")
         raise TokenRefused(FailureReason.MALFORMED)
     candidates = hashing.candidate_digests(secret)
-    found = {
-        t.digest: t
-        for t in UserToken.objects.select_related("owner").filter(
-            digest__in=[d for _, d in candidates]
-        )
-    }
+    found = {t.digest: t for t in find_tokens_by_digest([d for _, d in candidates])}
     for key_id, candidate in candidates:
         token = found.get(candidate)
         if token is not None and token.key_id == key_id:
@@ -468,31 +465,59 @@ TOKEN_FIELDS = frozenset(
 
 
 @dataclass(frozen=True)
+class RowRead:
+    """A row a view reads in the same statement as the request's User Token: `columns` (attnames)
+    of the `model` row whose primary key is `pk`. Authentication hands it back as
+    `TokenAuth.row`, a dict of those columns, or None when no such row exists."""
+
+    model: type
+    columns: tuple[str, ...]
+    pk: int
+
+
+@dataclass(frozen=True)
 class _Lookup:
     sql: str
     token_fields: list
     owner_fields: list
+    row_fields: list
     converters: list  # per selected column: the fields' from_db_value functions
 
 
+# The exchange also reads what identifies the secret's hash (a retired key's digest is rehashed).
+DIGEST_FIELDS = TOKEN_FIELDS | {"digest", "key_id"}
+
+
 @functools.cache
-def _token_lookup() -> _Lookup:
+def _token_lookup(
+    row_model: type | None = None, row_columns: tuple[str, ...] = (), by_digest: bool = False
+) -> _Lookup:
     user_model = get_user_model()
     quote = connection.ops.quote_name
-    token_fields = [f for f in UserToken._meta.concrete_fields if f.attname in TOKEN_FIELDS]
+    names = DIGEST_FIELDS if by_digest else TOKEN_FIELDS
+    token_fields = [f for f in UserToken._meta.concrete_fields if f.attname in names]
     owner_names = {user_model._meta.pk.attname, "is_active", user_model.USERNAME_FIELD}
     owner_fields = [f for f in user_model._meta.concrete_fields if f.attname in owner_names]
+    row_fields = [row_model._meta.get_field(name) for name in row_columns] if row_model else []
     owner_fk = UserToken._meta.get_field("owner")
+    key = UserToken._meta.get_field("digest") if by_digest else UserToken._meta.pk
     columns = [f"t.{quote(f.column)}" for f in token_fields]
     columns += [f"o.{quote(f.column)}" for f in owner_fields]
+    columns += [f"r.{quote(f.column)}" for f in row_fields]
+    joined = ""
+    if row_model is not None:  # a missing row leaves its columns NULL; the token is still read
+        joined = (
+            f" LEFT JOIN {quote(row_model._meta.db_table)} r "
+            f"ON r.{quote(row_model._meta.pk.column)} = %s"
+        )
     sql = (
         f"SELECT {', '.join(columns)} FROM {quote(UserToken._meta.db_table)} t "  # noqa: S608
         f"JOIN {quote(user_model._meta.db_table)} o "
-        f"ON o.{quote(user_model._meta.pk.column)} = t.{quote(owner_fk.column)} "
-        f"WHERE t.{quote(UserToken._meta.pk.column)} = %s"
+        f"ON o.{quote(user_model._meta.pk.column)} = t.{quote(owner_fk.column)}{joined} "
+        f"WHERE t.{quote(key.column)} = {'ANY(%s)' if by_digest else '%s'}"
     )
     converters = []
-    for field in [*token_fields, *owner_fields]:
+    for field in [*token_fields, *owner_fields, *row_fields]:
         column = field.get_col(field.model._meta.db_table)
         converters.append(
             (
@@ -500,49 +525,78 @@ def _token_lookup() -> _Lookup:
                 connection.ops.get_db_converters(column) + column.get_db_converters(connection),
             )
         )
-    return _Lookup(sql, token_fields, owner_fields, converters)
+    return _Lookup(sql, token_fields, owner_fields, row_fields, converters)
 
 
-def find_token_with_owner(token_id: int) -> UserToken | None:
-    """The User Token `token_id` with its owner (`token.owner` costs no query), or None."""
+def find_token_with_owner(
+    token_id: int, row: RowRead | None = None
+) -> tuple[UserToken | None, dict | None]:
+    """The User Token `token_id` with its owner (`token.owner` costs no query), or None; and, with
+    `row`, that row's columns (None when it does not exist), read by the same statement."""
+    lookup = _token_lookup(row.model, row.columns) if row else _token_lookup()
+    found = _read(lookup, [row.pk, token_id] if row else [token_id])
+    return _loaded(lookup, found[0], row) if found else (None, None)
+
+
+def find_tokens_by_digest(digests: list[str]) -> list[UserToken]:
+    """The User Tokens whose digest is one of `digests`, each with its owner (one statement)."""
+    lookup = _token_lookup(by_digest=True)
+    return [_loaded(lookup, found)[0] for found in _read(lookup, [digests])]
+
+
+def _read(lookup: _Lookup, params: list) -> list[tuple]:
+    with connections[router.db_for_read(UserToken)].cursor() as cursor:
+        use_compiled_timestamps(cursor)
+        cursor.execute(lookup.sql, params)
+        return cursor.fetchall()
+
+
+def _loaded(
+    lookup: _Lookup, found: tuple, row: RowRead | None = None
+) -> tuple[UserToken, dict | None]:
     alias = router.db_for_read(UserToken)
     db = connections[alias]
-    lookup = _token_lookup()
-    with db.cursor() as cursor:
-        cursor.execute(lookup.sql, [token_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
     values = []
-    for value, (column, converters) in zip(row, lookup.converters, strict=True):
+    for value, (column, converters) in zip(found, lookup.converters, strict=True):
         for convert in converters:
             value = convert(value, column, db)
         values.append(value)
-    split = len(lookup.token_fields)
-    token = UserToken.from_db(alias, [f.attname for f in lookup.token_fields], values[:split])
+    owner_end = len(lookup.token_fields) + len(lookup.owner_fields)
+    token = UserToken.from_db(
+        alias, [f.attname for f in lookup.token_fields], values[: len(lookup.token_fields)]
+    )
     owner = get_user_model().from_db(
-        alias, [f.attname for f in lookup.owner_fields], values[split:]
+        alias,
+        [f.attname for f in lookup.owner_fields],
+        values[len(lookup.token_fields) : owner_end],
     )
     UserToken.owner.field.set_cached_value(token, owner)
-    return token
+    read = None
+    if row is not None:
+        read = dict(zip(row.columns, values[owner_end:], strict=True))
+        if read[row.model._meta.pk.attname] is None:  # the LEFT JOIN found no such row
+            read = None
+    return token, read
 
 
-def _current_token(payload: dict, address: str) -> UserToken:
+def _current_token(
+    payload: dict, address: str, row: RowRead | None = None
+) -> tuple[UserToken, dict | None]:
     token_id = payload[USER_TOKEN_CLAIM]
-    token = find_token_with_owner(token_id)
+    token, read = find_token_with_owner(token_id, row)
     if token is None:
         raise TokenRefused(FailureReason.UNKNOWN, token_id)
     if token.generation != payload[GENERATION_CLAIM]:
         raise TokenRefused(FailureReason.REVOKED, token_id)
     check_usable(token, address=address)
-    return token
+    return token, read
 
 
 def rotate_refresh_token(raw, *, address: str, request=None) -> TokenPair:
     """A new pair for a refresh token, which is spent: presenting it again is refused, and revokes
     the pair issued from it (with every other JWT of the User Token) and raises an alert."""
     payload = _decode(ApiRefreshToken, raw)
-    token = _current_token(payload, address)
+    token, _ = _current_token(payload, address)
     try:
         with transaction.atomic():
             SpentRefreshToken.objects.create(
@@ -566,11 +620,11 @@ def rotate_refresh_token(raw, *, address: str, request=None) -> TokenPair:
     return _issue_pair(token)
 
 
-def authenticate_access_token(raw, *, address: str) -> TokenAuth:
-    """The User Token behind an access token, as it is now (one query)."""
-    token = _current_token(_decode(ApiAccessToken, raw), address)
+def authenticate_access_token(raw, *, address: str, row: RowRead | None = None) -> TokenAuth:
+    """The User Token behind an access token, as it is now (one query, which also reads `row`)."""
+    token, read = _current_token(_decode(ApiAccessToken, raw), address, row)
     mark_used(token, address)
-    return TokenAuth(user_token=token, permissions=frozenset(token.permissions))
+    return TokenAuth(user_token=token, permissions=frozenset(token.permissions), row=read)
 
 
 def mark_used(token: UserToken, address: str) -> None:

@@ -75,3 +75,39 @@ def test_the_read_paths_answer_is_the_serializers_byte_for_byte(licences):
     ]
     assert license_answer(rows[licences[0].pk])["customer"] is None
     assert license_answer(rows[licences[1].pk])["metadata"]["nested"] == {"x": None}
+
+
+def test_a_single_read_is_the_serializers_answer_byte_for_byte(api_client, licences):
+    """GET /v1/licenses/{id} answers from the row read with the User Token (tokens.services
+    RowRead): the same bytes as the serializer's representation, and 404 for an absent id."""
+    from rest_framework.renderers import JSONRenderer
+
+    from tokens.catalogue import Permission
+
+    client = api_client("alpha", [Permission.VIEW_LICENSES])
+    licences[1].save()
+    for licence in licences:
+        licence.refresh_from_db()
+        response = client.get(f"/v1/licenses/{licence.pk}")
+        assert response.status_code == 200
+        assert response.content == JSONRenderer().render(LicenseSerializer(licence).data)
+    missing = client.get(f"/v1/licenses/{licences[-1].pk + 1000}")
+    assert missing.status_code == 404
+    assert missing.content == client.get("/v1/licenses/0").content
+
+
+def test_a_page_is_the_serializers_answer_byte_for_byte(api_client, licences):
+    """GET /v1/licenses loads its times with psycopg's compiled loader (licensing.api.views):
+    each result renders as the serializer renders the licence."""
+    from rest_framework.renderers import JSONRenderer
+
+    from tokens.catalogue import Permission
+
+    client = api_client("alpha", [Permission.VIEW_LICENSES])
+    licences[1].save()
+    results = client.get("/v1/licenses?limit=500").json()["results"]
+    by_id = {result["id"]: result for result in results}
+    render = JSONRenderer().render
+    for licence in licences:
+        licence.refresh_from_db()
+        assert render(by_id[licence.pk]) == render(LicenseSerializer(licence).data)

@@ -112,16 +112,33 @@ def warm_statements(request) -> list[str]:
     return [q["sql"] for q in captured.captured_queries if not any(p in q["sql"] for p in ROUTING)]
 
 
-def test_a_warm_read_is_the_token_lookup_and_the_licence(api_client):
+def test_a_warm_read_is_one_statement_with_the_token(api_client):
     client = api_client("alpha", [P.VIEW_LICENSES])
     with schema_context("alpha"):
         license = make_license()
     statements = warm_statements(lambda: client.get(f"/v1/licenses/{license.pk}"))
-    assert len(statements) == 2, statements
-    token, read = statements
-    # The User Token with its owner: one statement, built once per process (tokens.services).
-    assert 'FROM "tokens_usertoken" t JOIN "auth_user" o' in token and "ORDER BY" not in token
-    assert 'FROM "licensing_license"' in read
+    assert len(statements) == 1, statements
+    # The User Token with its owner and the licence: one statement, built once per process
+    # (tokens.services.find_token_with_owner with the view's RowRead).
+    (read,) = statements
+    assert 'FROM "tokens_usertoken" t JOIN "auth_user" o' in read and "ORDER BY" not in read
+    assert 'LEFT JOIN "licensing_license" r' in read
+
+
+def test_a_read_with_a_filter_or_of_an_absent_licence_reads_it_apart(api_client):
+    """The query string's filters (a 400 or 404 to give) and a 404 go through get_object."""
+    client = api_client("alpha", [P.VIEW_LICENSES])
+    with schema_context("alpha"):
+        license = make_license()
+    filtered = warm_statements(lambda: client.get(f"/v1/licenses/{license.pk}?status=active"))
+    assert len(filtered) == 2 and "LEFT JOIN" not in filtered[0], filtered
+    client.get(f"/v1/licenses/{license.pk + 1000}")
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(f"/v1/licenses/{license.pk + 1000}").status_code == 404
+    absent = [
+        q["sql"] for q in captured.captured_queries if not any(p in q["sql"] for p in ROUTING)
+    ]
+    assert len(absent) == 2 and "LEFT JOIN" in absent[0], absent
 
 
 def test_auth_me_is_the_token_lookup_alone(api_client):

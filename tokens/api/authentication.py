@@ -50,8 +50,13 @@ class AccessTokenAuthentication(BaseAuthentication):
         if len(header) != 2 or header[0].lower() != self.keyword or not header[1].isascii():
             raise refuse(request, TokenRefused(FailureReason.MALFORMED), "access")
         raw = header[1]
+        # A view may name the row it will read, so that the token's statement reads it too.
+        view = request.parser_context.get("view") if request.parser_context else None
+        row_read = getattr(view, "row_read_with_token", None)
         try:
-            auth = authenticate_access_token(raw, address=client_address(request))
+            auth = authenticate_access_token(
+                raw, address=client_address(request), row=row_read(request) if row_read else None
+            )
         except TokenRefused as refused:
             raise refuse(request, refused, "access") from None
         return auth.user_token.owner, auth
