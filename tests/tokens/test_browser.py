@@ -5,6 +5,7 @@ skipped with the reason otherwise. `.ci/run` installs chromium. Never runs `play
 """
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -23,6 +24,20 @@ def browser(chromium, live_tenant_server):
         yield browser
 
 
+@contextmanager
+def add_page(server, browser):
+    """The User Token add page, logged in; yields it and the page's script errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        log_in(page, server, ADD_PAGE)
+        yield page, errors
+    finally:
+        context.close()
+
+
 def ticked(page) -> list[str]:
     return sorted(
         page.eval_on_selector_all(
@@ -35,13 +50,7 @@ def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
     chromium, live_tenant_server, browser
 ):
     server = live_tenant_server
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        log_in(page, server, ADD_PAGE)
-
+    with add_page(server, browser) as (page, errors):
         page.fill("#id_name", "Made in a browser")
         page.select_option("#id_user", value=str(server.owner_id))
 
@@ -88,8 +97,6 @@ def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
         assert secret[-4:] in page.content()
         page.screenshot(path=str(ARTIFACTS / "user-token-change-page.png"), full_page=True)
         assert errors == []
-    finally:
-        context.close()
 
 
 def expiry_preset(page) -> str:
@@ -98,12 +105,7 @@ def expiry_preset(page) -> str:
 
 def test_a_typed_expiry_date_selects_custom_and_saves(chromium, live_tenant_server, browser):
     server = live_tenant_server
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        log_in(page, server, ADD_PAGE)
+    with add_page(server, browser) as (page, errors):
         page.fill("#id_name", "Expires on a date")
         page.select_option("#id_user", value=str(server.owner_id))
         page.check("input[name=permissions][value=view_licenses]")
@@ -136,5 +138,3 @@ def test_a_typed_expiry_date_selects_custom_and_saves(chromium, live_tenant_serv
         assert page.input_value("#id_expires_at_0") == "2099-06-30"
         assert page.input_value("#id_expires_at_1") == "12:30:00"
         assert errors == []
-    finally:
-        context.close()
