@@ -5,6 +5,7 @@ skipped with the reason otherwise. `.ci/run` installs chromium. Never runs `play
 """
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -31,20 +32,28 @@ def ticked(page) -> list[str]:
     )
 
 
-def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
-    chromium, live_tenant_server, browser
-):
-    server = live_tenant_server
+@contextmanager
+def add_form(browser, server, name: str):
+    """The add form, signed in, with `name` and the server's owner filled in: (page, the page's
+    script errors)."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         log_in(page, server, ADD_PAGE)
-
-        page.fill("#id_name", "Made in a browser")
+        page.fill("#id_name", name)
         page.select_option("#id_user", value=str(server.owner_id))
+        yield page, errors
+    finally:
+        context.close()
 
+
+def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
+    chromium, live_tenant_server, browser
+):
+    server = live_tenant_server
+    with add_form(browser, server, "Made in a browser") as (page, errors):
         # A preset ticks exactly its boxes (its codes come from the catalogue); the admin can
         # still change them.
         page.click(f"button[data-preset={Preset.LICENSE_PROVISIONING.value}]")
@@ -88,8 +97,6 @@ def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
         assert secret[-4:] in page.content()
         page.screenshot(path=str(ARTIFACTS / "user-token-change-page.png"), full_page=True)
         assert errors == []
-    finally:
-        context.close()
 
 
 def expiry_preset(page) -> str:
@@ -97,15 +104,7 @@ def expiry_preset(page) -> str:
 
 
 def test_a_typed_expiry_date_selects_custom_and_saves(chromium, live_tenant_server, browser):
-    server = live_tenant_server
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        log_in(page, server, ADD_PAGE)
-        page.fill("#id_name", "Expires on a date")
-        page.select_option("#id_user", value=str(server.owner_id))
+    with add_form(browser, live_tenant_server, "Expires on a date") as (page, errors):
         page.check("input[name=permissions][value=view_licenses]")
         assert expiry_preset(page) == "90"
 
@@ -136,5 +135,3 @@ def test_a_typed_expiry_date_selects_custom_and_saves(chromium, live_tenant_serv
         assert page.input_value("#id_expires_at_0") == "2099-06-30"
         assert page.input_value("#id_expires_at_1") == "12:30:00"
         assert errors == []
-    finally:
-        context.close()
