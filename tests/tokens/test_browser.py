@@ -24,20 +24,6 @@ def browser(chromium, live_tenant_server):
         yield browser
 
 
-@contextmanager
-def add_page(server, browser):
-    """The User Token add page, logged in; yields it and the page's script errors."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        log_in(page, server, ADD_PAGE)
-        yield page, errors
-    finally:
-        context.close()
-
-
 def ticked(page) -> list[str]:
     return sorted(
         page.eval_on_selector_all(
@@ -46,14 +32,28 @@ def ticked(page) -> list[str]:
     )
 
 
+@contextmanager
+def add_form(browser, server, name: str):
+    """The add form, signed in, with `name` and the server's owner filled in: (page, the page's
+    script errors)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        log_in(page, server, ADD_PAGE)
+        page.fill("#id_name", name)
+        page.select_option("#id_user", value=str(server.owner_id))
+        yield page, errors
+    finally:
+        context.close()
+
+
 def test_admin_creates_a_token_in_the_browser_and_the_api_accepts_it(
     chromium, live_tenant_server, browser
 ):
     server = live_tenant_server
-    with add_page(server, browser) as (page, errors):
-        page.fill("#id_name", "Made in a browser")
-        page.select_option("#id_user", value=str(server.owner_id))
-
+    with add_form(browser, server, "Made in a browser") as (page, errors):
         # A preset ticks exactly its boxes (its codes come from the catalogue); the admin can
         # still change them.
         page.click(f"button[data-preset={Preset.LICENSE_PROVISIONING.value}]")
@@ -104,10 +104,7 @@ def expiry_preset(page) -> str:
 
 
 def test_a_typed_expiry_date_selects_custom_and_saves(chromium, live_tenant_server, browser):
-    server = live_tenant_server
-    with add_page(server, browser) as (page, errors):
-        page.fill("#id_name", "Expires on a date")
-        page.select_option("#id_user", value=str(server.owner_id))
+    with add_form(browser, live_tenant_server, "Expires on a date") as (page, errors):
         page.check("input[name=permissions][value=view_licenses]")
         assert expiry_preset(page) == "90"
 
