@@ -7,8 +7,13 @@ the connection's); whatever presents them converts them to the current zone firs
 own do, so the answers are the same text (tests/licensing/test_license_representation.py).
 """
 
+import zoneinfo
+
 import psycopg
 from django.db import connections
+from psycopg.types.string import TextLoader
+
+UTC = zoneinfo.ZoneInfo("UTC")
 
 COMPILED_TIMESTAMPTZ = psycopg.adapters.get_loader(
     psycopg.adapters.types["timestamptz"].oid, psycopg.pq.Format.TEXT
@@ -18,6 +23,22 @@ COMPILED_TIMESTAMPTZ = psycopg.adapters.get_loader(
 def use_compiled_timestamps(cursor) -> None:
     """`cursor` (Django's cursor wrapper) loads timestamptz with the compiled loader."""
     cursor.cursor.adapters.register_loader("timestamptz", COMPILED_TIMESTAMPTZ)
+
+
+def use_utc_text_timestamps(cursor, zone) -> bool:
+    """`cursor` loads timestamptz as PostgreSQL's text if that text is UTC's ISO 8601 (a UTC
+    session with the ISO DateStyle) and `zone`, the current one, is UTC (True); with the compiled
+    loader otherwise (False)."""
+    info = cursor.cursor.connection.info
+    if (
+        zone is UTC
+        and info.parameter_status("TimeZone") == "UTC"
+        and (info.parameter_status("DateStyle") or "").startswith("ISO")
+    ):
+        cursor.cursor.adapters.register_loader("timestamptz", TextLoader)
+        return True
+    use_compiled_timestamps(cursor)
+    return False
 
 
 def _wrapper(execute, sql, params, many, context):

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from api.client_address import client_address
 from api.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
 from api.pagination import ApiCursorPagination
-from api.timestamps import use_compiled_timestamps
+from api.timestamps import use_utc_text_timestamps
 from api.views import MAX_ID, ResourceViewSet, object_id
 from licensing import clock, offline, services
 from licensing.api import openapi
@@ -270,16 +270,19 @@ class LicenseViewSet(ResourceViewSet):
     def list_page(self):
         filters = self.filter_values()
         alias = router.db_for_read(License)
+        zone = timezone.get_current_timezone()
+        utc_text = False
 
         def read(position, reverse, offset, limit):
+            nonlocal utc_text
             sql, params = license_page_statement(filters, position, reverse, offset, limit)
             with connections[alias].cursor() as cursor:
-                use_compiled_timestamps(cursor)
+                utc_text = use_utc_text_timestamps(cursor, zone)
                 cursor.execute(sql, params)
                 return cursor.fetchall()
 
         rows = self.paginator.paginate_rows(self.request, read)
-        page = license_answers(rows, timezone.get_current_timezone())
+        page = license_answers(rows, zone, utc_text=utc_text)
         return self.get_paginated_response(page)
 
     def create(self, request):

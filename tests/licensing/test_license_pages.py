@@ -3,16 +3,28 @@
 rows, order, next/previous URLs, 400s and 404s, is the bytes of the ORM, LicenseSerializer and
 DRF's CursorPagination, on many filter and cursor combinations."""
 
+import zoneinfo
 from base64 import b64encode
+from datetime import datetime
 from itertools import product
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 from rest_framework.pagination import CursorPagination
 
 from api.pagination import ApiCursorPagination
-from licensing.api.serializers import LicenseSerializer
-from licensing.api.views import LicenseViewSet
+from api.timestamps import UTC, use_utc_text_timestamps
+from licensing.api.serializers import (
+    LicenseSerializer,
+    _sortable_utc_text,
+    iso_datetime,
+    license_answers,
+    utc_text_as_drf,
+)
+from licensing.api.views import LicenseViewSet, license_page_statement
+from licensing.models import License
 from tests.licensing.factories import (
     make_customer,
     make_license,
@@ -159,3 +171,52 @@ def test_following_links_both_ways(api_client, licences, monkeypatch):
 def test_bad_input_answers_the_same(api_client, licences, monkeypatch, query):
     client = api_client("alpha", [P.VIEW_LICENSES])
     assert_same(client, monkeypatch, f"/v1/licenses?{query}")
+
+
+MOMENTS = [
+    datetime(2026, 12, 1, 18, 11, 13, tzinfo=UTC),
+    datetime(2026, 12, 1, 18, 11, 13, 900000, tzinfo=UTC),
+    datetime(2026, 12, 1, 18, 11, 13, 120000, tzinfo=UTC),
+    datetime(2026, 12, 1, 18, 11, 13, 7, tzinfo=UTC),
+    datetime(2026, 12, 1, 18, 11, 13, 999999, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC),
+    datetime(99, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+]
+
+
+def test_postgresqls_utc_text_is_drfs(in_alpha):
+    """The page's times loaded as PostgreSQL's text (a UTC session) present as DRF's do, and
+    compare (expired) as the instants do."""
+    with connection.cursor() as cursor:
+        assert use_utc_text_timestamps(cursor, UTC)
+        cursor.execute(
+            "SELECT moment FROM unnest(%s::timestamptz[]) AS moment ORDER BY moment", [MOMENTS]
+        )
+        texts = [text for (text,) in cursor.fetchall()]
+    ordered = sorted(MOMENTS)
+    assert [utc_text_as_drf(text) for text in texts] == [iso_datetime(m, UTC) for m in ordered]
+    assert [_sortable_utc_text(text) for text in texts] == sorted(map(_sortable_utc_text, texts))
+    assert utc_text_as_drf(None) is None
+
+
+def test_both_ways_of_reading_a_page_answer_the_same(licences):
+    """Times as text (UTC) or as datetimes (any other zone, or session): the same answers."""
+    sql, params = license_page_statement({}, None, False, 0, 100)
+    pages = []
+    for zone in (UTC, timezone.get_fixed_timezone(0)):
+        with connection.cursor() as cursor:
+            utc_text = use_utc_text_timestamps(cursor, zone)
+            cursor.execute(sql, params)
+            pages.append(license_answers(cursor.fetchall(), zone, utc_text=utc_text))
+    assert len(pages[0]) == 14
+    assert pages[0] == [{**answer} for answer in pages[1]]
+    assert [a["expired"] for a in pages[0]] == [(None, 30, -3)[i % 3] == -3 for i in range(14)]
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    with connection.cursor() as cursor:
+        assert not use_utc_text_timestamps(cursor, paris)
+        cursor.execute(sql, params)
+        answers = license_answers(cursor.fetchall(), paris)
+    licence = License.objects.get(pk=answers[0]["id"])
+    with timezone.override(paris):
+        assert answers[0] == dict(LicenseSerializer(licence).data)
