@@ -22,23 +22,29 @@ class ResourceViewSet(GenericViewSet):
 
     filters: dict[str, tuple] = {}
 
-    def filter_queryset(self, queryset):
-        lookups, errors = {}, {}
-        for name, (make_field, lookup) in self.filters.items():
+    def filter_values(self) -> dict:
+        """{filter name: its validated value} of the query string; a bad value answers 400."""
+        values, errors = {}, {}
+        for name, (make_field, _) in self.filters.items():
             raw = self.request.query_params.get(name)
             if raw is None:
                 continue
             try:
-                value = make_field().run_validation(raw)
+                values[name] = make_field().run_validation(raw)
             except ValidationError as exc:
                 errors[name] = exc.detail
-                continue
+        if errors:
+            raise ValidationError(errors)
+        return values
+
+    def filter_queryset(self, queryset):
+        lookups = {}
+        for name, value in self.filter_values().items():
+            lookup = self.filters[name][1]
             if callable(lookup):  # a filter that is not one field's value: value -> Q
                 queryset = queryset.filter(lookup(value))
             else:
                 lookups[lookup] = value
-        if errors:
-            raise ValidationError(errors)
         return queryset.filter(**lookups)
 
     def list(self, request):

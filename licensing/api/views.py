@@ -5,7 +5,7 @@ tenant is simply not there and answers 404.
 """
 
 from django.contrib.auth import get_user_model
-from django.db import router
+from django.db import connection, connections, router
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from rest_framework import serializers, status
@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from api.client_address import client_address
 from api.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
 from api.pagination import ApiCursorPagination
-from api.timestamps import compiled_timestamps
+from api.timestamps import use_utc_text_timestamps
 from api.views import MAX_ID, ResourceViewSet, object_id
 from licensing import clock, offline, services
 from licensing.api import openapi
@@ -39,6 +39,7 @@ from licensing.api.serializers import (
     ValidationRequestSerializer,
     checked_license_answer,
     license_answer,
+    license_answers,
     plain_validation_request,
 )
 from licensing.models import (
@@ -177,6 +178,55 @@ def expired_license_filter(expired: bool) -> Q:
     return ~unexpired if expired else unexpired
 
 
+def _license_column(name: str) -> str:
+    return connection.ops.quote_name(License._meta.get_field(name).column)
+
+
+# The WHERE of each filter of LicenseViewSet.filters, as the ORM writes it (the expired filter:
+# services.unexpired at clock.now(), or its negation).
+_LICENSE_CONDITIONS = {
+    "status": "{status} = %s",
+    "product": "{product_id} = %s",
+    "customer": "{customer_id} = %s",
+    "user": "{user_id} = %s",
+    ("expired", False): "({expires_at} IS NULL OR {expires_at} > %s)",
+    ("expired", True): "({expires_at} IS NOT NULL AND {expires_at} <= %s)",
+}
+_license_page_statements: dict[tuple, str] = {}
+
+
+def license_page_statement(filters: dict, position, reverse: bool, offset: int, limit: int):
+    """(sql, params) of a page of licences: DRF's CursorPagination query over the filtered
+    queryset, ordered by id (descending if `reverse`), after (before) `position`."""
+    keys = tuple((name, value) if name == "expired" else name for name, value in filters.items())
+    shape = (keys, position is not None, reverse, offset > 0)
+    sql = _license_page_statements.get(shape)
+    if sql is None:
+        columns = {
+            name: _license_column(name)
+            for name in ("id", "status", "product_id", "customer_id", "user_id", "expires_at")
+        }
+        conditions = [_LICENSE_CONDITIONS[key].format(**columns) for key in keys]
+        if position is not None:
+            conditions.append(f"{columns['id']} {'<' if reverse else '>'} %s")
+        sql = "SELECT {} FROM {}{} ORDER BY {} {} LIMIT %s{}".format(  # noqa: S608 (quoted names)
+            ", ".join(_license_column(name) for name in LICENSE_COLUMNS),
+            connection.ops.quote_name(License._meta.db_table),
+            " WHERE " + " AND ".join(conditions) if conditions else "",
+            columns["id"],
+            "DESC" if reverse else "ASC",
+            " OFFSET %s" if offset > 0 else "",
+        )
+        _license_page_statements[shape] = sql
+    params = [clock.now() if name == "expired" else value for name, value in filters.items()]
+    if position is not None:
+        params.append(position)
+    params.append(limit)
+    if offset > 0:
+        params.append(offset)
+    return sql, params
+
+
 @openapi.licenses
 class LicenseViewSet(ResourceViewSet):
     required_permissions = {
@@ -214,13 +264,25 @@ class LicenseViewSet(ResourceViewSet):
             return super().retrieve(request, pk)
         return Response(license_answer(row))
 
-    # A page answers from the selected columns, without a serializer or model instances
-    # (license_answer: LicenseSerializer's JSON, byte for byte).
+    # A page is one statement written once per filter shape (license_page_statement), its rows
+    # tuples, answered without a serializer or model instances (license_answers:
+    # LicenseSerializer's JSON, byte for byte); DRF's cursors and links (paginate_rows).
     def list_page(self):
-        rows = self.filter_queryset(self.get_queryset()).values(*LICENSE_COLUMNS)
+        filters = self.filter_values()
+        alias = router.db_for_read(License)
         zone = timezone.get_current_timezone()
-        with compiled_timestamps(router.db_for_read(License)):
-            page = [license_answer(row, zone) for row in self.paginate_queryset(rows)]
+        utc_text = False
+
+        def read(position, reverse, offset, limit):
+            nonlocal utc_text
+            sql, params = license_page_statement(filters, position, reverse, offset, limit)
+            with connections[alias].cursor() as cursor:
+                utc_text = use_utc_text_timestamps(cursor, zone)
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+
+        rows = self.paginator.paginate_rows(self.request, read)
+        page = license_answers(rows, zone, utc_text=utc_text)
         return self.get_paginated_response(page)
 
     def create(self, request):
