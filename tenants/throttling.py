@@ -37,7 +37,7 @@ from rest_framework.throttling import BaseThrottle
 from api.client_address import address_key
 from api.errors import INVALID_LICENSE, LicenceLimitReached, is_api_request, json_error
 from tenants import record_buffer, signals
-from tenants.counters import CounterBatch, NoScriptError, Op, RedisCache
+from tenants.counters import CounterBatch, NoScriptError, Op, RedisCache, RoundTrip
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ def release_unconfirmed_attempts(request) -> None:
     if not cache_keys and not entries:
         return
     client = store.client.get_client(write=True)
-    pipe = client.pipeline(transaction=False)
+    pipe = RoundTrip(client)
     stored_keys = [store.make_key(cache_key) for cache_key in cache_keys]
     for key in stored_keys:
         pipe.evalsha(GIVE_BACK_SHA, 1, key, 1)
