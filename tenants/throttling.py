@@ -25,6 +25,7 @@ import hashlib
 import logging
 import time
 from enum import StrEnum
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import caches
@@ -82,6 +83,9 @@ def _tenant(request):
     return tenant
 
 
+_split_rate_once = lru_cache(maxsize=256)(_split_rate)
+
+
 # --- Fail open: a counter store that cannot be reached lets requests through.
 
 _last_store_error_logged = 0.0
@@ -100,15 +104,28 @@ def _store_failed(request, error: Exception) -> None:
         )
 
 
+@lru_cache(maxsize=4096)  # pure: a window's key, hashed once per process and window
+def _window_key(group: str, window: int, rate: str, value: str, prefix, algorithm) -> str:
+    return _make_cache_key(group, window, rate, value, ALL)
+
+
 class RateCounter:
     """One django-ratelimit counter (the same cache key, window and timeout as `get_usage`),
     queued into a CounterBatch so that several counters cost one round trip."""
 
     def __init__(self, group: str, value: str, rate: str):
-        self.limit, self.period = _split_rate(rate)
+        self.limit, self.period = _split_rate_once(rate)
         self.window = _get_window(value, self.period)
-        # The key of this window (also for a refund: django-ratelimit has no public decrement).
-        self.cache_key = _make_cache_key(group, self.window, rate, value, ALL)
+        # The key of this window (also for a refund: django-ratelimit has no public decrement);
+        # cached with the settings _make_cache_key reads.
+        self.cache_key = _window_key(
+            group,
+            self.window,
+            rate,
+            value,
+            getattr(settings, "RATELIMIT_CACHE_PREFIX", "rl:"),
+            getattr(settings, "RATELIMIT_HASH_ALGORITHM", None),
+        )
         self.usage: dict | None = None
 
     def queue(self, batch: CounterBatch, op: Op) -> None:
