@@ -29,6 +29,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connection
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate
 from django_tenants.utils import schema_context
@@ -443,8 +444,11 @@ class TenantLicenceMiddleware:
                 response = json_error(403, INVALID_LICENSE)
             else:
                 response = self.get_response(request)
-            with schema_context(tenant.schema_name):  # cache keys carry the tenant's schema
+            if connection.schema_name == tenant.schema_name:  # as usual: no switch and back
                 counter = self.settle(request, response, tenant)
+            else:
+                with schema_context(tenant.schema_name):  # cache keys carry the tenant's schema
+                    counter = self.settle(request, response, tenant)
         for name, value in counter.headers().items():
             response[name] = value
         return response
