@@ -254,6 +254,8 @@ class RoundTrip:
         try:  # connection errors: disconnected and retried as redis-py's own calls are
             replies = connection.retry.call_with_retry(send, lambda _: connection.disconnect())
         finally:
+            if connection.should_reconnect():  # as redis-py: marked by a maintenance notice
+                connection.disconnect()
             pool.release(connection)
         if raise_on_error:
             for reply in replies:
