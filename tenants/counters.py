@@ -202,7 +202,7 @@ def _encode(value) -> bytes:
 def _pack(args: tuple) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        data = _encode(arg)
+        data = arg.encode() if type(arg) is str else _encode(arg)
         parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(parts)
 
