@@ -2,10 +2,12 @@
 address as throttles count it (`address_key`)."""
 
 import ipaddress
+from functools import lru_cache
 
 from django.conf import settings
 
 
+@lru_cache(maxsize=4096)  # pure, and parsed on every counted request (twice for its key)
 def normalise_address(address: str) -> str:
     """`address` in its canonical text form; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, from a
     dual-stack listener or a proxy) as the IPv4 address it stands for. Not an IP: returned as is."""
@@ -39,7 +41,11 @@ def client_address(request) -> str:
 
 def address_key(request) -> str:
     """The client address as counted: an IPv6 client owns its whole /64, so it is counted as one."""
-    address = client_address(getattr(request, "_request", request))  # a DRF Request or Django's
+    return _counted_address(client_address(getattr(request, "_request", request)))
+
+
+@lru_cache(maxsize=4096)
+def _counted_address(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

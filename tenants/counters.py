@@ -25,9 +25,9 @@ from django.core.cache.backends.base import BaseCache
 
 try:
     from django_redis.cache import RedisCache
-    from redis.exceptions import NoScriptError
+    from redis.exceptions import DataError, NoScriptError, ResponseError
 except ImportError:  # pragma: no cover - django-redis is a dependency; Redis itself is optional
-    RedisCache = NoScriptError = None
+    RedisCache = NoScriptError = ResponseError = DataError = None
 
 
 class Op(StrEnum):
@@ -130,7 +130,7 @@ def _evalsha(store, operations: list[_Operation]) -> list:
     for operation in operations:
         args += [operation.op.value, operation.value, max(1, operation.timeout)]
     try:
-        return client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+        return RoundTrip(client).evalsha(SCRIPT_SHA, len(keys), *keys, *args).execute()[0]
     except NoScriptError:  # a restarted or flushed Redis: register the script again
         client.script_load(SCRIPT)
         return client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
@@ -183,3 +183,82 @@ def _run_one(operation: _Operation) -> int:
         store.set(key, operation.value, operation.timeout)
         return 1
     return int(store.add(key, operation.value, operation.timeout))
+
+
+# --- Commands in one packet, without redis-py's per-command and Pipeline machinery.
+
+
+def _encode(value) -> bytes:
+    # As redis-py's Encoder (decode_responses off, UTF-8): bytes as they are, numbers by repr.
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value).encode()
+    raise DataError(f"Invalid input of type: {type(value).__name__!r}")
+
+
+def _pack(args: tuple) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if type(arg) is str else _encode(arg)
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class RoundTrip:
+    """Redis commands sent as one packet and answered in order: a non-transactional pipeline
+    (the same packet, replies, retries and errors as redis-py's) without its per-command work.
+    The hot path's few commands only: their replies need no response callback."""
+
+    def __init__(self, client):
+        self.client = client
+        self.commands: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args) -> RoundTrip:
+        self.commands.append(("EVALSHA", sha, numkeys, *keys_and_args))
+        return self
+
+    def rpush(self, name: str, *values) -> RoundTrip:
+        self.commands.append(("RPUSH", name, *values))
+        return self
+
+    def sadd(self, name: str, *values) -> RoundTrip:
+        self.commands.append(("SADD", name, *values))
+        return self
+
+    def execute(self, raise_on_error: bool = True) -> list:
+        """The replies in order; an error reply is raised (the first) or, with raise_on_error
+        False, returned in its place."""
+        commands, self.commands = self.commands, []
+        if not commands:
+            return []
+        packet = b"".join(_pack(command) for command in commands)
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+
+        def send() -> list:
+            connection.send_packed_command([packet])
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except ResponseError as error:
+                    replies.append(error)
+            return replies
+
+        try:  # connection errors: disconnected and retried as redis-py's own calls are
+            replies = connection.retry.call_with_retry(send, lambda _: connection.disconnect())
+        finally:
+            if connection.should_reconnect():  # as redis-py: marked by a maintenance notice
+                connection.disconnect()
+            pool.release(connection)
+        if raise_on_error:
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise reply
+        return replies

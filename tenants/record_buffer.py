@@ -47,7 +47,7 @@ from django.db import connection, transaction
 from django.db.models import ForeignKey, Model
 from django_tenants.utils import schema_context
 
-from tenants.counters import RedisCache
+from tenants.counters import RedisCache, RoundTrip
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def buffer_record(model: type[Model], **fields) -> str:
 
 def _push(client, entries: list[tuple[str, str]]) -> None:
     """Push (schema, entry) pairs in one round trip; Redis unreachable: written at once."""
-    pipe = client.pipeline(transaction=False)
+    pipe = RoundTrip(client)
     lengths = queue_pushes(pipe, entries)
     try:
         results = pipe.execute()

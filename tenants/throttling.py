@@ -25,9 +25,11 @@ import hashlib
 import logging
 import time
 from enum import StrEnum
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connection
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate
 from django_tenants.utils import schema_context
@@ -37,7 +39,7 @@ from rest_framework.throttling import BaseThrottle
 from api.client_address import address_key
 from api.errors import INVALID_LICENSE, LicenceLimitReached, is_api_request, json_error
 from tenants import record_buffer, signals
-from tenants.counters import CounterBatch, NoScriptError, Op, RedisCache
+from tenants.counters import CounterBatch, NoScriptError, Op, RedisCache, RoundTrip
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,9 @@ def _tenant(request):
     return tenant
 
 
+_split_rate_once = lru_cache(maxsize=256)(_split_rate)
+
+
 # --- Fail open: a counter store that cannot be reached lets requests through.
 
 _last_store_error_logged = 0.0
@@ -100,15 +105,28 @@ def _store_failed(request, error: Exception) -> None:
         )
 
 
+@lru_cache(maxsize=4096)  # pure: a window's key, hashed once per process and window
+def _window_key(group: str, window: int, rate: str, value: str, prefix, algorithm) -> str:
+    return _make_cache_key(group, window, rate, value, ALL)
+
+
 class RateCounter:
     """One django-ratelimit counter (the same cache key, window and timeout as `get_usage`),
     queued into a CounterBatch so that several counters cost one round trip."""
 
     def __init__(self, group: str, value: str, rate: str):
-        self.limit, self.period = _split_rate(rate)
+        self.limit, self.period = _split_rate_once(rate)
         self.window = _get_window(value, self.period)
-        # The key of this window (also for a refund: django-ratelimit has no public decrement).
-        self.cache_key = _make_cache_key(group, self.window, rate, value, ALL)
+        # The key of this window (also for a refund: django-ratelimit has no public decrement);
+        # cached with the settings _make_cache_key reads.
+        self.cache_key = _window_key(
+            group,
+            self.window,
+            rate,
+            value,
+            getattr(settings, "RATELIMIT_CACHE_PREFIX", "rl:"),
+            getattr(settings, "RATELIMIT_HASH_ALGORITHM", None),
+        )
         self.usage: dict | None = None
 
     def queue(self, batch: CounterBatch, op: Op) -> None:
@@ -269,7 +287,7 @@ def release_unconfirmed_attempts(request) -> None:
     if not cache_keys and not entries:
         return
     client = store.client.get_client(write=True)
-    pipe = client.pipeline(transaction=False)
+    pipe = RoundTrip(client)
     stored_keys = [store.make_key(cache_key) for cache_key in cache_keys]
     for key in stored_keys:
         pipe.evalsha(GIVE_BACK_SHA, 1, key, 1)
@@ -426,8 +444,11 @@ class TenantLicenceMiddleware:
                 response = json_error(403, INVALID_LICENSE)
             else:
                 response = self.get_response(request)
-            with schema_context(tenant.schema_name):  # cache keys carry the tenant's schema
+            if connection.schema_name == tenant.schema_name:  # as usual: no switch and back
                 counter = self.settle(request, response, tenant)
+            else:
+                with schema_context(tenant.schema_name):  # cache keys carry the tenant's schema
+                    counter = self.settle(request, response, tenant)
         for name, value in counter.headers().items():
             response[name] = value
         return response
