@@ -16,18 +16,26 @@ integers, which django-redis stores unencoded, so every other reader sees the sa
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import logging
+import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from django.core.cache.backends.base import BaseCache
+from django.db import connections
 
 try:
     from django_redis.cache import RedisCache
     from redis.exceptions import DataError, NoScriptError, ResponseError
 except ImportError:  # pragma: no cover - django-redis is a dependency; Redis itself is optional
     RedisCache = NoScriptError = ResponseError = DataError = None
+
+logger = logging.getLogger(__name__)
 
 
 class Op(StrEnum):
@@ -231,12 +239,41 @@ class RoundTrip:
         self.commands.append(("SADD", name, *values))
         return self
 
+    def defer(self, done: Callable[[list], None], failed: Callable[[Exception], None]) -> None:
+        """Send the queued commands with the next round trip instead of now (see `Outbox`):
+        `done(replies)` once they were answered (error replies in place), `failed(error)` if
+        they could not be sent."""
+        commands, self.commands = self.commands, []
+        if commands:
+            OUTBOX.put(self.client, commands, done, failed)
+
     def execute(self, raise_on_error: bool = True) -> list:
         """The replies in order; an error reply is raised (the first) or, with raise_on_error
-        False, returned in its place."""
-        commands, self.commands = self.commands, []
-        if not commands:
+        False, returned in its place. The commands deferred to this Redis go first, in the same
+        packet."""
+        deferred = OUTBOX.take(self.client)
+        own, self.commands = self.commands, []
+        if not own and not deferred:
             return []
+        commands = [command for item in deferred for command in item.commands] + own
+        try:
+            replies = self._send(commands)
+        except Exception as error:
+            for item in deferred:
+                item.fail(error)
+            raise
+        start = 0
+        for item in deferred:
+            item.answer(replies[start : start + len(item.commands)])
+            start += len(item.commands)
+        replies = replies[start:]
+        if raise_on_error:
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise reply
+        return replies
+
+    def _send(self, commands: list[tuple]) -> list:
         packet = b"".join(_pack(command) for command in commands)
         pool = self.client.connection_pool
         connection = pool.get_connection()
@@ -257,8 +294,102 @@ class RoundTrip:
             if connection.should_reconnect():  # as redis-py: marked by a maintenance notice
                 connection.disconnect()
             pool.release(connection)
-        if raise_on_error:
-            for reply in replies:
-                if isinstance(reply, ResponseError):
-                    raise reply
         return replies
+
+
+# --- Commands that need not be answered before the answer leaves
+
+
+@dataclass
+class _Deferred:
+    client: object
+    commands: list[tuple]
+    done: Callable[[list], None]
+    failed: Callable[[Exception], None]
+
+    def answer(self, replies: list) -> None:
+        try:
+            self.done(replies)
+        except Exception:  # another request's round trip carried it: never that request's error
+            logger.exception("Could not settle %d deferred Redis commands", len(self.commands))
+
+    def fail(self, error: Exception) -> None:
+        try:
+            self.failed(error)
+        except Exception:
+            logger.exception("Could not settle %d deferred Redis commands", len(self.commands))
+
+
+class Outbox:
+    """Redis commands a request owes but need not wait for: the give-back of an attempt that did
+    not fail, the records it buffered (tenants.throttling, tenants.record_buffer).
+
+    They ride the next round trip of this process to the same Redis, ahead of its own commands in
+    its packet, so a warm request costs one round trip. When no request comes, a daemon thread
+    sends them `DELAY` seconds later; the process's exit sends what is left (atexit: a graceful
+    worker exit, a restart, SIGTERM). A worker killed with SIGKILL loses what it deferred last:
+    its last request's commands, at most `DELAY` old."""
+
+    DELAY = 0.05  # seconds
+
+    def __init__(self):
+        self._items: list[_Deferred] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._started_in: int | None = None  # the pid whose thread runs (a fork starts its own)
+
+    def put(self, client, commands: list[tuple], done, failed) -> None:
+        with self._lock:
+            self._items.append(_Deferred(client, commands, done, failed))
+        self._start()
+        self._wake.set()
+
+    def take(self, client) -> list[_Deferred]:
+        """The commands deferred to `client`'s Redis (taken: the caller sends them)."""
+        if not self._items:
+            return []
+        pool = client.connection_pool
+        with self._lock:
+            taken = [item for item in self._items if item.client.connection_pool is pool]
+            if taken:
+                self._items = [i for i in self._items if i.client.connection_pool is not pool]
+        return taken
+
+    def flush(self) -> None:
+        """Send every deferred command now (one round trip per Redis)."""
+        while self._items:
+            client = self._items[0].client
+            try:
+                RoundTrip(client).execute()
+            except Exception:  # noqa: BLE001 - the items' own `failed` handled it
+                logger.warning("Deferred Redis commands could not be sent", exc_info=True)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _start(self) -> None:
+        if self._started_in == os.getpid():
+            return
+        with self._lock:
+            if self._started_in == os.getpid():
+                return
+            self._started_in = os.getpid()
+        threading.Thread(target=self._run, daemon=True, name="redis-outbox").start()
+        atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.DELAY)
+            self._wake.clear()
+            try:
+                self.flush()
+            finally:  # a failed push wrote its rows with this thread's database connection
+                connections.close_all()
+
+
+OUTBOX = Outbox()

@@ -175,7 +175,12 @@ class SignedAnswers:
     signed_answers = True
 
     def signed_body(self, body: dict, nonce: str | None = None) -> dict:
-        fresh: dict = {"tenant": self.request.tenant.schema_name, "ts": server_time()}
-        if nonce is not None:
-            fresh["nonce"] = nonce
-        return {**body, **fresh}
+        return signed_body(self.request, body, nonce)
+
+
+def signed_body(request, body: dict, nonce: str | None = None) -> dict:
+    """`body` with the freshness fields of a signed answer: `tenant`, `ts` and `nonce`."""
+    fresh: dict = {"tenant": request.tenant.schema_name, "ts": server_time()}
+    if nonce is not None:
+        fresh["nonce"] = nonce
+    return {**body, **fresh}

@@ -8,11 +8,12 @@ table ONE multi-row `INSERT ... ON CONFLICT (request_id) DO NOTHING`, so a batch
 
 Where the queue lives:
 
-- **With Redis** (the counter store, with REDIS_URL): a list per tenant (`RPUSH` before the
-  answer leaves; in an API request it rides the request's settling round trip, with the abuse
-  throttle's give-back: `deferred_pushes`), so a worker that dies, even by SIGKILL, loses nothing
-  it answered. A periodic job drains it: `manage.py drain_records --every
-  2` (or `drain_buffered_records()` from a task queue). A drain holds a per-tenant lock in Redis; it reads a batch, commits it, then trims exactly what it read.
+- **With Redis** (the counter store, with REDIS_URL): a list per tenant. In an API request the
+  `RPUSH` is deferred (`deferred_pushes`) with the abuse throttle's give-back and rides the next
+  round trip of the process, or a daemon thread's within 50 ms, or the exit's
+  (tenants.counters.Outbox): a warm request costs one round trip, a worker restarted (SIGTERM)
+  loses nothing, one killed by SIGKILL loses its last request's record. A periodic job drains the
+  lists: `manage.py drain_records --every 2` (or `drain_buffered_records()` from a task queue). A drain holds a per-tenant lock in Redis; it reads a batch, commits it, then trims exactly what it read.
   The list is bounded: past `RECORD_BUFFER_MAX` rows (the drain is not running) the request that
   finds it full drains its tenant itself. Redis unreachable: the row is written at once.
 - **Without Redis** (the embedded default): an in-process queue, written by a daemon thread every
@@ -47,7 +48,7 @@ from django.db import connection, transaction
 from django.db.models import ForeignKey, Model
 from django_tenants.utils import schema_context
 
-from tenants.counters import RedisCache, RoundTrip
+from tenants.counters import OUTBOX, RedisCache, RoundTrip
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +126,9 @@ def _push(client, entries: list[tuple[str, str]]) -> None:
 @contextmanager
 def deferred_pushes():
     """Within it (an API request, TenantLicenceMiddleware), `buffer_record` keeps its Redis pushes
-    for `take_deferred()`, which the request's settling round trip sends (with the abuse
-    throttle's give-back) before the answer leaves; whatever is left at the end is pushed then."""
+    for `take_deferred()`, which the request's settlement defers with the abuse throttle's
+    give-back to the next round trip (tenants.throttling); whatever is left at the end is pushed
+    then."""
     token = _deferred.set([])
     try:
         yield
@@ -190,6 +192,7 @@ def drain_buffered_records(schema: str | None = None) -> int:
     client = _redis()
     if client is None:
         return written
+    OUTBOX.flush()  # this process's deferred pushes first
     schemas = [schema] if schema else sorted(s.decode() for s in client.smembers(_schemas_key()))
     for name in schemas:
         try:
@@ -202,6 +205,7 @@ def drain_buffered_records(schema: str | None = None) -> int:
 def discard_buffered_records() -> None:
     """Forget every queued row without writing it (tests: a rolled-back database's leftovers)."""
     _local.clear()
+    OUTBOX.clear()
     client = _redis()
     if client is not None:
         schemas = [s.decode() for s in client.smembers(_schemas_key())]

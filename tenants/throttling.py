@@ -12,9 +12,9 @@ A counted request reaches the store once: the throttle sends the licence increme
 this attempt on the view's abuse counter (`abuse_scope`) and the usage counts the permission check
 queued as one batch (tenants.counters: one EVALSHA with Redis), with django-ratelimit's keys and
 windows. An attempt is counted before the secret or key is checked (exact under concurrency); one
-that did not fail gives its unit back when the answer is settled: one more round trip, which also
-pushes the records the request buffered (tenants.record_buffer), so a successful validation or
-token exchange costs two.
+that did not fail gives its unit back when the answer is settled. That give-back and the records
+the request buffered (tenants.record_buffer) are deferred to the next round trip of the process
+(tenants.counters.Outbox), so every warm request costs one.
 
 If the counter store cannot be reached the API keeps answering (fail open), logged at ERROR.
 """
@@ -76,7 +76,7 @@ def _http_request(request):
     return getattr(request, "_request", request)
 
 
-def _tenant(request):
+def request_tenant(request):
     """The request's tenant, or None on the public domain."""
     tenant = getattr(_http_request(request), "tenant", None)
     if tenant is None or tenant.schema_name == settings.PUBLIC_SCHEMA_NAME:
@@ -164,7 +164,7 @@ def pending_counters(request) -> CounterBatch | None:
     """The counter operations that will go to the store with this request's licence count (one
     round trip for all), or None when there is none to join (not a tenant request, or counted)."""
     http_request = _http_request(request)
-    if _tenant(request) is None or getattr(http_request, COUNTED_ATTR, None) is not None:
+    if request_tenant(request) is None or getattr(http_request, COUNTED_ATTR, None) is not None:
         return None
     batch = getattr(http_request, BATCH_ATTR, None)
     if batch is None:
@@ -273,8 +273,9 @@ GIVE_BACK_SHA = hashlib.sha1(GIVE_BACK_SCRIPT.encode()).hexdigest()  # noqa: S32
 def release_unconfirmed_attempts(request) -> None:
     """Give back the units of attempts that did not fail (a success, a malformed request).
 
-    With Redis this is the request's last round trip: one pipeline with the records the request
-    buffered (tenants.record_buffer.deferred_pushes), sent before the answer leaves."""
+    With Redis the give-backs and the records the request buffered (tenants.record_buffer.
+    deferred_pushes) need no round trip of their own: they ride the next one of this process
+    (tenants.counters.Outbox)."""
     reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
     cache_keys = list(reserved.values())
     reserved.clear()
@@ -292,28 +293,30 @@ def release_unconfirmed_attempts(request) -> None:
     for key in stored_keys:
         pipe.evalsha(GIVE_BACK_SHA, 1, key, 1)
     lengths = record_buffer.queue_pushes(pipe, entries)
-    try:
-        results = pipe.execute(raise_on_error=False)
-    except Exception as error:  # noqa: BLE001 - fail open; the records are written at once
+
+    def done(results: list) -> None:
+        for key, result in zip(stored_keys, results, strict=False):
+            if isinstance(result, NoScriptError):  # a restarted or flushed Redis: load it again
+                try:
+                    client.script_load(GIVE_BACK_SCRIPT)
+                    client.evalsha(GIVE_BACK_SHA, 1, key, 1)
+                except Exception as error:  # noqa: BLE001 - fail open
+                    _store_failed(None, error)
+            elif isinstance(result, Exception):
+                _store_failed(None, result)
+        pushed = results[len(stored_keys) :]
+        if any(isinstance(result, Exception) for result in pushed):  # not pushed: written now
+            record_buffer.pushes_failed(entries)
+        else:
+            record_buffer.pushes_done(client, lengths, results)
+
+    def failed(error: Exception) -> None:  # fail open; the records are written at once
         if cache_keys:
-            _store_failed(request, error)
+            _store_failed(None, error)
         if entries:
             record_buffer.pushes_failed(entries)
-        return
-    for key, result in zip(stored_keys, results, strict=False):
-        if isinstance(result, NoScriptError):  # a restarted or flushed Redis: register it again
-            try:
-                client.script_load(GIVE_BACK_SCRIPT)
-                client.evalsha(GIVE_BACK_SHA, 1, key, 1)
-            except Exception as error:  # noqa: BLE001 - fail open
-                _store_failed(request, error)
-        elif isinstance(result, Exception):
-            _store_failed(request, result)
-    pushed = results[len(stored_keys) :]
-    if any(isinstance(result, Exception) for result in pushed):  # not pushed: written now
-        record_buffer.pushes_failed(entries)
-    else:
-        record_buffer.pushes_done(client, lengths, results)
+
+    pipe.defer(done, failed)
 
 
 # --- The tenant's licence: request_limit per request_period.
@@ -389,7 +392,7 @@ class TenantLicenceThrottle(BaseThrottle):
     """
 
     def allow_request(self, request, view) -> bool:
-        tenant = _tenant(request)
+        tenant = request_tenant(request)
         http_request = _http_request(request)
         if tenant is None or getattr(http_request, COUNTED_ATTR, None) is not None:
             return True
@@ -433,11 +436,11 @@ class TenantLicenceMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        tenant = _tenant(request) if is_api_request(request) else None
+        tenant = request_tenant(request) if is_api_request(request) else None
         if tenant is None:
             return self.get_response(request)
         # The records the view buffers go to Redis with the give-back (release_unconfirmed_
-        # attempts): one round trip once the answer is settled, before it leaves.
+        # attempts), deferred to the next round trip once the answer is settled.
         with record_buffer.deferred_pushes():
             if tenant.licence_expired():
                 signals.licence_refused.send(sender=__name__, request=request, tenant=tenant)

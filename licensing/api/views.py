@@ -53,7 +53,7 @@ from licensing.models import (
     Product,
     ValidationCode,
 )
-from tenants.http_signatures import SignedAnswers, iso_utc
+from tenants.http_signatures import SignedAnswers, iso_utc, signed_body
 from tenants.signing_keys import jwks
 from tenants.throttling import count_failed_attempt, guard_against_guessing
 from tokens.catalogue import Permission
@@ -337,6 +337,12 @@ class MachineViewSet(ResourceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def checked(request, code: ValidationCode, abuse_scope: str) -> None:
+    """A key that matches no licence is a failed guess of the client's address."""
+    if code == ValidationCode.NOT_FOUND:
+        count_failed_attempt(request, abuse_scope)
+
+
 class ClientApplicationView(SignedAnswers, APIView):
     """An endpoint for client applications: no token, signed answers (tenants.http_signatures),
     counted against the tenant's licence like any request."""
@@ -357,9 +363,7 @@ class ClientApplicationView(SignedAnswers, APIView):
         return dict(serializer.validated_data)
 
     def checked(self, code: ValidationCode) -> None:
-        """A key that matches no licence is a failed guess of the client's address."""
-        if code == ValidationCode.NOT_FOUND:
-            count_failed_attempt(self.request, self.abuse_scope)
+        checked(self.request, code, self.abuse_scope)
 
     def machine_answer(self, result: services.ValidationResult, nonce, status_code=200) -> Response:
         """The machine of an activation or heartbeat, or the licence check that refused it."""
@@ -395,17 +399,22 @@ class LicenseValidationView(ClientApplicationView):
         return plain_validation_request(data) or super().request_fields(data)
 
     def post(self, request):
-        data = self.key_request()
-        # The hot path: the licence's columns by one prepared statement, the answer from a dict.
-        code, license = services.check_license_key(
-            data["key"],
-            product_code=data.get("product"),
-            fingerprint=data.get("fingerprint"),
-            client_address=client_address(request),
-        )
-        self.checked(code)
-        answer = code_body(code, checked_license_answer(license) if license else None)
-        return Response(self.signed_body(answer, data.get("nonce")), headers=NO_STORE)
+        return Response(validation_answer(request, self.key_request()), headers=NO_STORE)
+
+
+def validation_answer(request, data: dict) -> dict:
+    """The signed body answering a validation of `data` (the request's fields), once the client's
+    address was allowed the attempt: this view's and its hot path's (licensing.api.hot_path)."""
+    # The licence's columns by one prepared statement, the answer from a dict.
+    code, license = services.check_license_key(
+        data["key"],
+        product_code=data.get("product"),
+        fingerprint=data.get("fingerprint"),
+        client_address=client_address(request),
+    )
+    checked(request, code, LicenseValidationView.abuse_scope)
+    answer = code_body(code, checked_license_answer(license) if license else None)
+    return signed_body(request, answer, data.get("nonce"))
 
 
 def limit_reached(message: str, retry_after: int | None = None) -> Response:

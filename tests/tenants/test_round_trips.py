@@ -1,13 +1,15 @@
-"""Round trips to Redis per warm request (docs/performance.md): one, two with a buffered record.
+"""Round trips to Redis per warm request (docs/performance.md): one.
 
 Every packet redis-py sends to the server is counted (a counting wrapper around the connection's
 send; the commands still go to the real Redis and are answered by it). A warm request sends one:
 the EVALSHA that counts it against the tenant's licence, reads its abuse counter and counts the
-User Token's usage. Validation and token exchange push their record to the buffer in one more,
-which also gives back the abuse throttle's unit of an attempt that did not fail.
+User Token's usage. What validation and token exchange owe once their answer is settled (the
+abuse throttle's unit of an attempt that did not fail given back, the record pushed to the
+buffer) rides ahead of it in the next request's packet (tenants.counters.Outbox).
 """
 
 import hashlib
+import time
 import uuid
 
 import pytest
@@ -28,7 +30,9 @@ pytestmark = [
 
 @pytest.fixture
 def sent(monkeypatch, settings):
-    """The commands sent to Redis, as packed by redis-py: one entry per round trip."""
+    """The commands sent to Redis, as packed by redis-py: one entry per round trip. The outbox's
+    thread does not send what requests deferred (`send_deferred` does), so the packets are the
+    same however slow the machine."""
     settings.TENANT_CACHE_CHECK_SECONDS = 3600  # the tenant cache's version check: once, warm-up
     packets: list[bytes] = []
     send = AbstractConnection.send_packed_command
@@ -38,7 +42,13 @@ def sent(monkeypatch, settings):
         return send(self, command, check_health)
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    monkeypatch.setattr(counters.OUTBOX, "flush", lambda: None)
     return packets
+
+
+def send_deferred() -> None:
+    """What requests deferred, sent now (as the outbox's thread would, DELAY later)."""
+    counters.Outbox.flush(counters.OUTBOX)
 
 
 def round_trips(sent, request) -> list[bytes]:
@@ -69,15 +79,16 @@ def commands(packet: bytes) -> list[bytes]:
     return [parts[i + 2] for i, part in enumerate(parts) if part.startswith(b"*")]
 
 
-SETTLED = [[b"EVALSHA"], [b"EVALSHA", b"RPUSH", b"SADD"]]
+# The previous request's give-back and record push, then this request's counters.
+WITH_DEFERRED = [[b"EVALSHA", b"RPUSH", b"SADD", b"EVALSHA"]]
 
 
 @pytest.mark.parametrize("full", [False, True], ids=["key", "key-product-fingerprint-nonce"])
-def test_a_warm_validation_is_two_round_trips(sent, alpha_client, licence, full):
-    """The counters (the attempt counted before the key is checked), then one pipeline once the
-    answer is settled, before it leaves: the attempt's unit given back, since it did not fail
-    (exact throttles), and the validation record pushed to the buffer (tenants.record_buffer: a
-    killed worker loses nothing it answered)."""
+def test_a_warm_validation_is_one_round_trip(sent, alpha_client, licence, full):
+    """The counters (the attempt counted before the key is checked) in one EVALSHA. Once the
+    answer is settled, the attempt's unit is given back, since it did not fail (exact throttles),
+    and the validation record is pushed to the buffer (tenants.record_buffer): both deferred to
+    the next round trip, which carries them ahead of its own EVALSHA in one packet."""
     body = {"key": licence.key}
     if full:  # FINGERPRINT_NOT_ACTIVATED is no failed guess: the unit is given back too
         body |= {"product": licence.product.code, "fingerprint": "fp-1", "nonce": "n"}
@@ -85,10 +96,11 @@ def test_a_warm_validation_is_two_round_trips(sent, alpha_client, licence, full)
         sent,
         lambda: alpha_client.post("/v1/licenses/validate", body, content_type="application/json"),
     )
-    assert [commands(p) for p in packets] == SETTLED, packets
+    assert [commands(p) for p in packets] == WITH_DEFERRED, packets
+    assert len(counters.OUTBOX) == 1  # this request's, for the next round trip
 
 
-def test_a_warm_token_exchange_is_two_round_trips(sent, alpha_client, make_user_token):
+def test_a_warm_token_exchange_is_one_round_trip(sent, alpha_client, make_user_token):
     _, secret = make_user_token("alpha", [Permission.VIEW_LICENSES])
     packets = round_trips(
         sent,
@@ -96,7 +108,7 @@ def test_a_warm_token_exchange_is_two_round_trips(sent, alpha_client, make_user_
             "/v1/auth/token", {"user_token": secret}, content_type="application/json"
         ),
     )
-    assert [commands(p) for p in packets] == SETTLED, packets
+    assert [commands(p) for p in packets] == WITH_DEFERRED, packets
 
 
 def test_an_unknown_script_is_loaded_again(monkeypatch, sent):
@@ -127,19 +139,54 @@ def validate(client, key):
     return client.post("/v1/licenses/validate", {"key": key}, content_type="application/json")
 
 
-def test_the_settling_round_trip_gives_back_and_pushes(sent, alpha_client, licence):
-    """After a successful validation its abuse unit is back and its record is in Redis's buffer
-    (not yet in PostgreSQL): both went in the one pipeline sent before the answer left."""
+def test_the_deferred_commands_give_back_and_push(sent, alpha_client, licence):
+    """Once what a successful validation deferred is sent, its abuse unit is back and its record
+    is in Redis's buffer (not yet in PostgreSQL); a failed guess keeps its unit."""
     client = record_buffer._redis()
     list_key = record_buffer._list_key("alpha")
+    send_deferred()
     before = client.llen(list_key)
     assert validate(alpha_client, licence.key).status_code == 200
+    assert abuse_count("validate") == 1  # counted before the key was checked, not yet given back
+    assert client.llen(list_key) == before
+    send_deferred()
     assert abuse_count("validate") == 0
     assert client.llen(list_key) == before + 1
     assert b"alpha" in client.smembers(record_buffer._schemas_key())
     assert validate(alpha_client, "no-such-key").json()["code"] == "NOT_FOUND"  # keeps its unit
+    send_deferred()
     assert abuse_count("validate") == 1
     assert client.llen(list_key) == before + 2
+
+
+def test_the_next_request_carries_the_deferred_commands(sent, alpha_client, api_client, licence):
+    """The next request of the process carries them, whatever its endpoint."""
+    reader = api_client("alpha", [Permission.VIEW_LICENSES])
+    client = record_buffer._redis()
+    list_key = record_buffer._list_key("alpha")
+    send_deferred()
+    before = client.llen(list_key)
+    assert validate(alpha_client, licence.key).status_code == 200
+    sent.clear()
+    assert reader.get(f"/v1/licenses/{licence.pk}").status_code == 200
+    assert [commands(p) for p in sent] == [[b"EVALSHA", b"RPUSH", b"SADD", b"EVALSHA"]]
+    assert client.llen(list_key) == before + 1
+    assert abuse_count("validate") == 0
+    assert len(counters.OUTBOX) == 0
+
+
+def test_the_outbox_thread_sends_what_no_request_took(alpha_client, licence):
+    """Without a next request, the outbox's daemon thread sends the commands DELAY later."""
+    client = record_buffer._redis()
+    list_key = record_buffer._list_key("alpha")
+    send_deferred()
+    before = client.llen(list_key)
+    assert validate(alpha_client, licence.key).status_code == 200
+    deadline = time.monotonic() + 10
+    while client.llen(list_key) == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.llen(list_key) == before + 1
+    assert abuse_count("validate") == 0
 
 
 def test_an_unknown_give_back_script_is_loaded_again(monkeypatch, sent, alpha_client, licence):
@@ -149,9 +196,11 @@ def test_an_unknown_give_back_script_is_loaded_again(monkeypatch, sent, alpha_cl
     monkeypatch.setattr(throttling, "GIVE_BACK_SCRIPT", script)
     monkeypatch.setattr(throttling, "GIVE_BACK_SHA", hashlib.sha1(script.encode()).hexdigest())
     client = record_buffer._redis()
+    send_deferred()
     before = client.llen(record_buffer._list_key("alpha"))
-    sent.clear()
     assert validate(alpha_client, licence.key).status_code == 200
+    sent.clear()
+    send_deferred()
     packets = [commands(p) for p in sent]
     assert abuse_count("validate") == 0
     assert client.llen(record_buffer._list_key("alpha")) == before + 1
