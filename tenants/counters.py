@@ -275,8 +275,7 @@ class RoundTrip:
 
     def _send(self, commands: list[tuple]) -> list:
         packet = b"".join(_pack(command) for command in commands)
-        pool = self.client.connection_pool
-        connection = pool.get_connection()
+        connection = _pinned_connection(self.client.connection_pool)
 
         def send() -> list:
             connection.send_packed_command([packet])
@@ -290,11 +289,32 @@ class RoundTrip:
 
         try:  # connection errors: disconnected and retried as redis-py's own calls are
             replies = connection.retry.call_with_retry(send, lambda _: connection.disconnect())
-        finally:
-            if connection.should_reconnect():  # as redis-py: marked by a maintenance notice
-                connection.disconnect()
-            pool.release(connection)
+        except BaseException:  # replies may be left unread: never reuse the connection as it is
+            connection.disconnect()
+            raise
+        if connection.should_reconnect():  # as redis-py: marked by a maintenance notice
+            connection.disconnect()
         return replies
+
+
+_pinned = threading.local()
+
+
+def _pinned_connection(pool):
+    """This thread's connection of `pool` for round trips, taken from the pool once and kept.
+
+    The pool's checkout (locks, observability counters, a poll of the socket for unread data)
+    cost as much as packing the commands; a round trip always reads every reply, or disconnects,
+    so the kept connection is ready for the next one. After a fork the pool starts again, and so
+    does this."""
+    connections = getattr(_pinned, "connections", None)
+    if connections is None or _pinned.pid != os.getpid():
+        connections = _pinned.connections = {}
+        _pinned.pid = os.getpid()
+    kept = connections.get(id(pool))
+    if kept is None or kept[0] is not pool:  # (an id can be reused by a later pool)
+        kept = connections[id(pool)] = (pool, pool.get_connection())
+    return kept[1]
 
 
 # --- Commands that need not be answered before the answer leaves
