@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from tests.helpers import assert_invalid_token, exchange, me
+from tokens import jwt as api_jwt
 from tokens import services
 from tokens.jwt import ApiAccessToken, ApiRefreshToken, issue
 from tokens.models import UserToken
@@ -198,6 +199,38 @@ def test_expired_access_token_is_refused(alpha_client, make_user_token):
         access = issue(ApiAccessToken, tenant="alpha", user_token=token)
     access.set_exp(from_time=timezone.now() - timedelta(days=2))
     assert_invalid_token(me(alpha_client, str(access)))
+
+
+def test_a_remembered_access_token_is_refused_once_it_expires(
+    monkeypatch, alpha_client, make_user_token
+):
+    """The signature is checked once per process (tokens.jwt.verified_payload); the expiry, the
+    token id and the type on every request."""
+    token, _ = make_user_token("alpha")
+    with schema_context("alpha"):
+        access = str(issue(ApiAccessToken, tenant="alpha", user_token=token))
+    assert me(alpha_client, access).status_code == 200
+    assert any(key[1] == access for key in api_jwt._verified)  # remembered
+    assert me(alpha_client, access).status_code == 200
+    later = timezone.now() + ApiAccessToken.lifetime + timedelta(minutes=1)
+    monkeypatch.setattr(api_jwt, "aware_utcnow", lambda: later)
+    assert_invalid_token(me(alpha_client, access))
+
+
+def test_only_verified_access_tokens_are_remembered(api_client, alpha_client):
+    good = api_client("alpha").tokens["access_token"]
+    claims = jwt.decode(good, options={"verify_signature": False})
+    forged = jwt.encode(claims, "not-the-signing-key-but-long-enough-0123456789", algorithm="HS256")
+    for _ in range(2):
+        assert_invalid_token(me(alpha_client, forged))
+    assert not any(key[1] == forged for key in api_jwt._verified)
+
+
+def test_the_remembered_tokens_are_bounded(monkeypatch, api_client, alpha_client):
+    monkeypatch.setattr(api_jwt, "VERIFIED_MAX", 2)
+    for _ in range(3):
+        assert me(alpha_client, api_client("alpha").tokens["access_token"]).status_code == 200
+    assert len(api_jwt._verified) <= 2
 
 
 def test_token_signed_with_another_key_is_refused(api_client, alpha_client):
