@@ -474,3 +474,8 @@ RECORD_BUFFER_SIZE = env_int("RECORD_BUFFER_SIZE", 500)  # rows per INSERT; in-p
 RECORD_BUFFER_MAX = env_int("RECORD_BUFFER_MAX", 100_000)  # a Redis list past this drains at once
 # In-process queue only: how often its thread writes it, in seconds (0: only when full or drained).
 RECORD_BUFFER_SECONDS = env_int("RECORD_BUFFER_SECONDS", 1)
+# With Redis: a request's pushes (and the abuse throttle's give-back) ride the next round trip of
+# its worker (one round trip per request; a worker killed by SIGKILL loses its last request's
+# record). True: they get a round trip of their own before the answer leaves (two on validation
+# and exchange; SIGKILL loses nothing answered). tenants.counters.Outbox, docs/operations.md.
+RECORD_PUSH_BEFORE_ANSWER = env_bool("RECORD_PUSH_BEFORE_ANSWER", False)

@@ -300,6 +300,18 @@ class RoundTrip:
 _pinned = threading.local()
 
 
+class _Kept(dict):
+    """One thread's kept connections ({id(pool): (pool, connection)}): given back to their pools
+    when the thread ends and its locals go (a server may start a thread per request)."""
+
+    def __del__(self):
+        for pool, connection in self.values():
+            try:
+                pool.release(connection)
+            except Exception:  # noqa: BLE001, S110 - a pool that is gone has nothing to take back
+                pass
+
+
 def _pinned_connection(pool):
     """This thread's connection of `pool` for round trips, taken from the pool once and kept.
 
@@ -309,7 +321,7 @@ def _pinned_connection(pool):
     does this."""
     connections = getattr(_pinned, "connections", None)
     if connections is None or _pinned.pid != os.getpid():
-        connections = _pinned.connections = {}
+        connections = _pinned.connections = _Kept()
         _pinned.pid = os.getpid()
     kept = connections.get(id(pool))
     if kept is None or kept[0] is not pool:  # (an id can be reused by a later pool)

@@ -275,7 +275,8 @@ def release_unconfirmed_attempts(request) -> None:
 
     With Redis the give-backs and the records the request buffered (tenants.record_buffer.
     deferred_pushes) need no round trip of their own: they ride the next one of this process
-    (tenants.counters.Outbox)."""
+    (tenants.counters.Outbox); with RECORD_PUSH_BEFORE_ANSWER they are sent now, before the answer
+    leaves."""
     reserved = getattr(_http_request(request), RESERVED_ATTR, None) or {}
     cache_keys = list(reserved.values())
     reserved.clear()
@@ -316,7 +317,15 @@ def release_unconfirmed_attempts(request) -> None:
         if entries:
             record_buffer.pushes_failed(entries)
 
-    pipe.defer(done, failed)
+    if not settings.RECORD_PUSH_BEFORE_ANSWER:
+        pipe.defer(done, failed)
+        return
+    try:  # a round trip of their own, now: a worker killed after the answer loses nothing
+        results = pipe.execute(raise_on_error=False)
+    except Exception as error:  # noqa: BLE001 - fail open
+        failed(error)
+        return
+    done(results)
 
 
 # --- The tenant's licence: request_limit per request_period.

@@ -5,10 +5,12 @@ address of its own (X-Forwarded-For behind one trusted proxy); one worker is kil
 load runs. After the server stopped and `manage.py drain_records` ran, every answered request has
 exactly one record carrying its address: a validation record, or a token-exchange event.
 
-The worker is stopped with SIGTERM (a restart, a deploy). With Redis the record's push rides the
-next round trip of the worker, or its outbox thread's, or its exit's (tenants.counters.Outbox);
-without Redis it sits in the worker's memory until its writer thread or its exit writes it.
-SIGKILL would lose the last request's record with Redis, up to a second of them without.
+With Redis and RECORD_PUSH_BEFORE_ANSWER the record is in Redis before the answer leaves, so the
+worker is killed with SIGKILL. Otherwise it is stopped with SIGTERM (a restart, a deploy): with
+Redis the record's push rides the next round trip of the worker, or its outbox thread's, or its
+exit's (tenants.counters.Outbox); without Redis it sits in the worker's memory until its writer
+thread or its exit writes it. SIGKILL would lose the last request's record with Redis, up to a
+second of them without.
 """
 
 import os
@@ -55,7 +57,8 @@ def tenant(django_db_setup, django_db_blocker):
 
 def address(store: str, i: int) -> str:
     """The client address of request `i` (each run of the test has its own range)."""
-    return f"10.{77 if store == 'redis' else 78}.{i // 250}.{i % 250 + 1}"
+    second = {"redis-before-answer": 76, "redis": 77, "in-process": 78}[store]
+    return f"10.{second}.{i // 250}.{i % 250 + 1}"
 
 
 def worker_pids(server: AppServer) -> list[int]:
@@ -64,15 +67,16 @@ def worker_pids(server: AppServer) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("store", ["redis", "in-process"])
+@pytest.mark.parametrize("store", ["redis-before-answer", "redis", "in-process"])
 def test_every_answered_request_has_exactly_one_record(store, tenant, tmp_path):
-    if store == "redis" and not redis_reachable():
+    if store.startswith("redis") and not redis_reachable():
         pytest.skip("Redis is not reachable on 127.0.0.1:6379 (.ci/run provides one)")
     schema, domain, database_url, key, secret = tenant
     env = production_env(
         database_url,
-        REDIS_URL if store == "redis" else None,
+        REDIS_URL if store.startswith("redis") else None,
         TRUSTED_PROXY_COUNT="1",
+        RECORD_PUSH_BEFORE_ANSWER=str(store == "redis-before-answer"),
         ABUSE_FAILURE_RATE="1000000/d",
         # The token was made in this process: the server must hash secrets with the same key.
         USER_TOKEN_HASH_KEY=settings.USER_TOKEN_HASH_KEY,
@@ -102,7 +106,9 @@ def test_every_answered_request_has_exactly_one_record(store, tenant, tmp_path):
                 if i == REQUESTS // 3:
                     time.sleep(0.3)  # the load is running in every worker now
                     victim = worker_pids(server)[0]
-                    os.kill(victim, signal.SIGTERM)
+                    os.kill(
+                        victim, signal.SIGKILL if store == "redis-before-answer" else signal.SIGTERM
+                    )
         deadline = time.monotonic() + 20  # the master replaces the killed worker (bounded wait)
         while len(worker_pids(server)) < WORKERS + 1 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -9,12 +9,14 @@ buffer) rides ahead of it in the next request's packet (tenants.counters.Outbox)
 """
 
 import hashlib
+import threading
 import time
 import uuid
 
 import pytest
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connections
 from django_tenants.utils import schema_context
 from redis.connection import AbstractConnection
 
@@ -98,6 +100,21 @@ def test_a_warm_validation_is_one_round_trip(sent, alpha_client, licence, full):
     )
     assert [commands(p) for p in packets] == WITH_DEFERRED, packets
     assert len(counters.OUTBOX) == 1  # this request's, for the next round trip
+
+
+def test_before_the_answer_a_validation_is_two_round_trips(sent, settings, alpha_client, licence):
+    """RECORD_PUSH_BEFORE_ANSWER: the give-back and the record's push are sent in a round trip of
+    their own before the answer leaves (a worker killed after it loses nothing)."""
+    settings.RECORD_PUSH_BEFORE_ANSWER = True
+    client = record_buffer._redis()
+    list_key = record_buffer._list_key("alpha")
+    send_deferred()
+    before = client.llen(list_key)
+    packets = round_trips(sent, lambda: validate(alpha_client, licence.key))
+    assert [commands(p) for p in packets] == [[b"EVALSHA"], [b"EVALSHA", b"RPUSH", b"SADD"]]
+    assert len(counters.OUTBOX) == 0
+    assert client.llen(list_key) == before + 2  # the warm-up's and this one's, already
+    assert abuse_count("validate") == 0
 
 
 def test_a_warm_token_exchange_is_one_round_trip(sent, alpha_client, make_user_token):
@@ -209,3 +226,22 @@ def test_an_unknown_give_back_script_is_loaded_again(monkeypatch, sent, alpha_cl
         [b"SCRIPT"],
         [b"EVALSHA"],
     ]
+
+
+def test_a_thread_gives_its_kept_connection_back_when_it_ends(alpha_client, licence):
+    """Round trips keep their thread's connection (tenants.counters); a server that starts a
+    thread per request must not use up the pool."""
+    pool = record_buffer._redis().connection_pool
+
+    def one():
+        try:
+            assert validate(alpha_client, licence.key).status_code == 200
+        finally:
+            connections.close_all()  # the thread's own database connection
+
+    in_use = len(pool._in_use_connections)
+    for _ in range(5):
+        thread = threading.Thread(target=one)
+        thread.start()
+        thread.join()
+    assert len(pool._in_use_connections) <= in_use + 1
