@@ -17,6 +17,7 @@ integers, which django-redis stores unencoded, so every other reader sees the sa
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import os
@@ -306,10 +307,8 @@ class _Kept(dict):
 
     def __del__(self):
         for pool, connection in self.values():
-            try:
+            with contextlib.suppress(Exception):  # a pool that is gone has nothing to take back
                 pool.release(connection)
-            except Exception:  # noqa: BLE001, S110 - a pool that is gone has nothing to take back
-                pass
 
 
 def _pinned_connection(pool):
