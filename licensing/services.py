@@ -739,6 +739,23 @@ def check_license_key(
 ) -> tuple[ValidationCode, CheckedLicense | None]:
     """`validate_license_key` for POST /v1/licenses/validate: the same code and record, the
     licence read as a `CheckedLicense` (one statement written once per process, no ORM) instead of a model."""
+    checked = read_license_key(key, product_code=product_code, fingerprint=fingerprint)
+    record_check(checked, client_address)
+    return checked.code, checked.license
+
+
+class KeyCheck(NamedTuple):
+    """A licence key's check, before its record: the code, the licence (if any), when."""
+
+    code: ValidationCode
+    license: CheckedLicense | None
+    at: datetime
+
+
+def read_license_key(
+    key: str, *, product_code: str | None = None, fingerprint: str | None = None
+) -> KeyCheck:
+    """`check_license_key` without the record (`record_check` makes it)."""
     now = clock.now()
     lookup = _lookup_key(key)
     params = [now, lookup] if fingerprint is None else [now, fingerprint, lookup]
@@ -759,8 +776,13 @@ def check_license_key(
         )
         if code == ValidationCode.VALID and fingerprint is not None:
             code = _machine_code(license.fingerprint_machine, license.fingerprint_dies_at, now)
-    _record_validation(license.id if license else None, code, client_address, now)
-    return code, license
+    return KeyCheck(code, license, now)
+
+
+def record_check(checked: KeyCheck, client_address: str | None) -> None:
+    """The validation record of a key's check (buffered)."""
+    license_id = checked.license.id if checked.license else None
+    _record_validation(license_id, checked.code, client_address, checked.at)
 
 
 # --- Machines: activation, heartbeats, deactivation

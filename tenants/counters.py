@@ -32,9 +32,12 @@ from django.db import connections
 
 try:
     from django_redis.cache import RedisCache
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import DataError, NoScriptError, ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError:  # pragma: no cover - django-redis is a dependency; Redis itself is optional
     RedisCache = NoScriptError = ResponseError = DataError = None
+    RedisConnectionError = RedisTimeoutError = None
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +108,29 @@ class CounterBatch:
 
     def run(self) -> list[int]:
         """Run every queued operation (one round trip when they all live in one Redis)."""
+        return self.start()()
+
+    def start(self) -> Callable[[], list[int]]:
+        """Send every queued operation now; the function returned reads their results (with
+        Redis the packet is out, so a caller can wait for something else meanwhile: its reply
+        waits in the socket). Read them before this thread's next round trip."""
         operations, self.operations = self.operations, []
         if not operations:
-            return []
+            return list
         redis_store = _shared_redis(operations)
-        if redis_store is not None:
-            results = [int(r) for r in _evalsha(redis_store, operations)]
+        if redis_store is None:
+            results = _run_each(operations)
+            return lambda: results
+        receive = _evalsha(redis_store, operations)
+
+        def finish() -> list[int]:
+            results = [int(r) for r in receive()]
             for operation, result in zip(operations, results, strict=True):
                 if operation.done is not None:
                     operation.done(result)
             return results
-        return _run_each(operations)
+
+        return finish
 
 
 def _shared_redis(operations: list[_Operation]) -> BaseCache | None:
@@ -132,17 +147,23 @@ def _shared_redis(operations: list[_Operation]) -> BaseCache | None:
     return first
 
 
-def _evalsha(store, operations: list[_Operation]) -> list:
+def _evalsha(store, operations: list[_Operation]) -> Callable[[], list]:
+    """Send the script's EVALSHA; the function returned reads its result."""
     client = store.client.get_client(write=True)
     keys = [operation.stored_key for operation in operations]
     args = []
     for operation in operations:
         args += [operation.op.value, operation.value, max(1, operation.timeout)]
-    try:
-        return RoundTrip(client).evalsha(SCRIPT_SHA, len(keys), *keys, *args).execute()[0]
-    except NoScriptError:  # a restarted or flushed Redis: register the script again
-        client.script_load(SCRIPT)
-        return client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+    receive = RoundTrip(client).evalsha(SCRIPT_SHA, len(keys), *keys, *args).start()
+
+    def result() -> list:
+        try:
+            return receive()[0]
+        except NoScriptError:  # a restarted or flushed Redis: register the script again
+            client.script_load(SCRIPT)
+            return client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+
+    return result
 
 
 def increment(store: BaseCache, key: str, delta: int, timeout: int) -> int:
@@ -252,34 +273,53 @@ class RoundTrip:
         """The replies in order; an error reply is raised (the first) or, with raise_on_error
         False, returned in its place. The commands deferred to this Redis go first, in the same
         packet."""
+        return self.start(raise_on_error)()
+
+    def start(self, raise_on_error: bool = True) -> Callable[[], list]:
+        """`execute()` in two steps: the packet is sent now, the function returned reads the
+        replies (read them before this thread's next round trip)."""
         deferred = OUTBOX.take(self.client)
         own, self.commands = self.commands, []
         if not own and not deferred:
-            return []
+            return list
         commands = [command for item in deferred for command in item.commands] + own
         try:
-            replies = self._send(commands)
+            receive = self._send(commands)
         except Exception as error:
             for item in deferred:
                 item.fail(error)
             raise
-        start = 0
-        for item in deferred:
-            item.answer(replies[start : start + len(item.commands)])
-            start += len(item.commands)
-        replies = replies[start:]
-        if raise_on_error:
-            for reply in replies:
-                if isinstance(reply, ResponseError):
-                    raise reply
-        return replies
 
-    def _send(self, commands: list[tuple]) -> list:
+        def finish() -> list:
+            try:
+                replies = receive()
+            except Exception as error:
+                for item in deferred:
+                    item.fail(error)
+                raise
+            start = 0
+            for item in deferred:
+                item.answer(replies[start : start + len(item.commands)])
+                start += len(item.commands)
+            replies = replies[start:]
+            if raise_on_error:
+                for reply in replies:
+                    if isinstance(reply, ResponseError):
+                        raise reply
+            return replies
+
+        return finish
+
+    def _send(self, commands: list[tuple]) -> Callable[[], list]:
+        """Send the packet; the function returned reads the replies. A connection error on
+        either side disconnects and retries the whole round trip, as redis-py's own calls do."""
         packet = b"".join(_pack(command) for command in commands)
-        connection = _pinned_connection(self.client.connection_pool)
+        kept, connection = _round_trip_connection(self.client.connection_pool)
 
-        def send() -> list:
+        def send() -> None:
             connection.send_packed_command([packet])
+
+        def read() -> list:
             replies = []
             for _ in commands:
                 try:
@@ -288,44 +328,94 @@ class RoundTrip:
                     replies.append(error)
             return replies
 
-        try:  # connection errors: disconnected and retried as redis-py's own calls are
-            replies = connection.retry.call_with_retry(send, lambda _: connection.disconnect())
-        except BaseException:  # replies may be left unread: never reuse the connection as it is
+        def again() -> list:
+            send()
+            return read()
+
+        def settled(replies: list) -> list:
+            if connection.should_reconnect():  # as redis-py: marked by a maintenance notice
+                connection.disconnect()
+            kept.done()
+            return replies
+
+        try:
+            connection.retry.call_with_retry(send, lambda _: connection.disconnect())
+        except BaseException:
             connection.disconnect()
+            kept.done()
             raise
-        if connection.should_reconnect():  # as redis-py: marked by a maintenance notice
-            connection.disconnect()
-        return replies
+
+        def receive() -> list:
+            try:
+                try:
+                    replies = read()
+                except (RedisConnectionError, RedisTimeoutError):
+                    connection.disconnect()
+                    replies = connection.retry.call_with_retry(
+                        again, lambda _: connection.disconnect()
+                    )
+            except BaseException:  # replies may be left unread: never reuse it as it is
+                connection.disconnect()
+                kept.done()
+                raise
+            return settled(replies)
+
+        return receive
 
 
 _pinned = threading.local()
 
 
 class _Kept(dict):
-    """One thread's kept connections ({id(pool): (pool, connection)}): given back to their pools
+    """One thread's kept connections ({id(pool): _KeptConnection}): given back to their pools
     when the thread ends and its locals go (a server may start a thread per request)."""
 
     def __del__(self):
-        for pool, connection in self.values():
+        for kept in self.values():
             with contextlib.suppress(Exception):  # a pool that is gone has nothing to take back
-                pool.release(connection)
+                kept.pool.release(kept.connection)
 
 
-def _pinned_connection(pool):
+@dataclass
+class _KeptConnection:
+    pool: object
+    connection: object
+    busy: bool = False  # between a round trip's send and its read
+
+    def done(self) -> None:
+        self.busy = False
+
+
+class _Borrowed:
+    """A connection of the pool for one round trip (the thread's kept one is busy)."""
+
+    def __init__(self, pool):
+        self.pool, self.connection = pool, pool.get_connection()
+
+    def done(self) -> None:
+        self.pool.release(self.connection)
+
+
+def _round_trip_connection(pool) -> tuple[_KeptConnection | _Borrowed, object]:
     """This thread's connection of `pool` for round trips, taken from the pool once and kept.
 
     The pool's checkout (locks, observability counters, a poll of the socket for unread data)
     cost as much as packing the commands; a round trip always reads every reply, or disconnects,
-    so the kept connection is ready for the next one. After a fork the pool starts again, and so
+    so the kept connection is ready for the next one. While it waits for a reply (`start()`), a
+    round trip of the same thread borrows another. After a fork the pool starts again, and so
     does this."""
     connections = getattr(_pinned, "connections", None)
     if connections is None or _pinned.pid != os.getpid():
         connections = _pinned.connections = _Kept()
         _pinned.pid = os.getpid()
     kept = connections.get(id(pool))
-    if kept is None or kept[0] is not pool:  # (an id can be reused by a later pool)
-        kept = connections[id(pool)] = (pool, pool.get_connection())
-    return kept[1]
+    if kept is None or kept.pool is not pool:  # (an id can be reused by a later pool)
+        kept = connections[id(pool)] = _KeptConnection(pool, pool.get_connection())
+    if kept.busy:
+        borrowed = _Borrowed(pool)
+        return borrowed, borrowed.connection
+    kept.busy = True
+    return kept, kept.connection
 
 
 # --- Commands that need not be answered before the answer leaves

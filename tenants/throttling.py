@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
 
@@ -152,12 +153,27 @@ def counter_key(group: str, value: str, rate: str) -> str:
 
 def run_counters(request, batch: CounterBatch) -> bool:
     """Run the batch (fail open: False, logged, when the counter store failed)."""
+    return start_counters(request, batch)()
+
+
+def start_counters(request, batch: CounterBatch) -> Callable[[], bool]:
+    """`run_counters` in two steps: the batch is sent now, the function returned reads its
+    results (and says whether the store answered)."""
     try:
-        batch.run()
+        receive = batch.start()
     except Exception as error:  # noqa: BLE001 - any store failure must fail open, never a 500
         _store_failed(request, error)
-        return False
-    return True
+        return lambda: False
+
+    def finish() -> bool:
+        try:
+            receive()
+        except Exception as error:  # noqa: BLE001 - fail open
+            _store_failed(request, error)
+            return False
+        return True
+
+    return finish
 
 
 def pending_counters(request) -> CounterBatch | None:
@@ -401,10 +417,16 @@ class TenantLicenceThrottle(BaseThrottle):
     """
 
     def allow_request(self, request, view) -> bool:
+        return self.start(request, view)()
+
+    def start(self, request, view) -> Callable[[], bool]:
+        """`allow_request` in two steps: the counts are sent now, the function returned reads
+        them and decides (True, or raises). Between the two the caller may wait for something
+        else, such as its database query (licensing.api.hot_path): one wait instead of two."""
         tenant = request_tenant(request)
         http_request = _http_request(request)
         if tenant is None or getattr(http_request, COUNTED_ATTR, None) is not None:
-            return True
+            return lambda: True
         # One round trip: what the permission check queued (usage counts), the licence count and,
         # for a view that guards against guessing, the count of this attempt.
         batch = pending_counters(request)
@@ -415,18 +437,23 @@ class TenantLicenceThrottle(BaseThrottle):
         scope = getattr(view, "abuse_scope", None)
         if scope is not None:
             count_abuse_attempt(request, scope, batch)
-        run_counters(request, batch)
-        usage = counter.usage
-        if usage is None or not usage["should_limit"]:
-            return True
-        signals.request_limit_reached.send(
-            sender=__name__,
-            request=http_request,
-            tenant=tenant,
-            limit=tenant.request_limit,
-            period=tenant.period_seconds,
-        )
-        raise LicenceLimitReached(wait=max(1, usage["time_left"]))
+        counted = start_counters(request, batch)
+
+        def decide() -> bool:
+            counted()
+            usage = counter.usage
+            if usage is None or not usage["should_limit"]:
+                return True
+            signals.request_limit_reached.send(
+                sender=__name__,
+                request=http_request,
+                tenant=tenant,
+                limit=tenant.request_limit,
+                period=tenant.period_seconds,
+            )
+            raise LicenceLimitReached(wait=max(1, usage["time_left"]))
+
+        return decide
 
 
 class TenantLicenceMiddleware:

@@ -7,9 +7,11 @@ expired platform licence (403), the X-RateLimit-* headers and the give-back of u
 attempts (tenants.throttling), the RFC 9421 signature (tenants.http_signatures) and the JSON
 replacement of error pages. For a *plain* request (below) it then does what DRF would do around
 `LicenseValidationView`, through the same functions: the throttle (`TenantLicenceThrottle`: the
-licence count and this attempt's abuse count in one round trip), `guard_against_guessing`,
-`validation_answer`, the contract's error bodies (`api.errors.error_answer`), DRF's JSON renderer,
-the view's `Allow` header and the `Content-Length` CommonMiddleware would set. What it skips is
+licence count and this attempt's abuse count in one round trip), `guard_against_guessing`, the
+licence's read (`read_key`) and its answer (`checked_answer`), the contract's error bodies
+(`api.errors.error_answer`), DRF's JSON renderer, the view's `Allow` header and the
+`Content-Length` CommonMiddleware would set. One thing it does in another order: the licence is
+read while Redis answers the counts (`HotValidationMiddleware.answer`), so the request waits once. What it skips is
 what costs and decides nothing for such a request: URL resolution, DRF's request wrapping, content
 negotiation, parser selection, the serializer, the response's template machinery.
 
@@ -31,7 +33,7 @@ from rest_framework.utils.json import strict_constant
 
 from api.errors import error_answer
 from licensing.api.serializers import plain_validation_request
-from licensing.api.views import NO_STORE, LicenseValidationView, validation_answer
+from licensing.api.views import NO_STORE, LicenseValidationView, checked_answer, read_key
 from tenants.throttling import TenantLicenceThrottle, guard_against_guessing, request_tenant
 
 PATH = "/v1/licenses/validate"
@@ -76,15 +78,30 @@ class HotValidationMiddleware:
         # As DRF leaves them on the request for the middleware: no user, no credentials.
         request.user = request.auth = None
         try:
-            self.throttle.allow_request(request, self.view)
-            guard_against_guessing(request, self.view.abuse_scope)
-            status, body, headers = 200, validation_answer(request, data), NO_STORE
+            status, body, headers = 200, self.answer(request, data), NO_STORE
         except Exception as exc:  # as DRF's handle_exception: the contract's answer, if it has one
             answer = error_answer(exc)
             if answer is None:
                 raise
             status, body, headers = answer
         return self.respond(status, body, headers)
+
+    def answer(self, request, data: dict) -> dict:
+        """The view's steps, with one wait for the counter store and the database together: the
+        counts go out, the licence is read while Redis answers, then the counts decide as they
+        would have before the read (a refused attempt has no record, a 429 answers even with the
+        database down). The read is a plain SELECT: reading it for a refused attempt changes
+        nothing."""
+        decide = self.throttle.start(request, self.view)
+        try:
+            check = read_key(data)
+        except Exception:
+            decide()
+            guard_against_guessing(request, self.view.abuse_scope)
+            raise
+        decide()
+        guard_against_guessing(request, self.view.abuse_scope)
+        return checked_answer(request, data, check)
 
     def respond(self, status: int, body: dict, headers: dict) -> HttpResponse:
         """The answer as DRF's Response and CommonMiddleware would make it, byte for byte."""

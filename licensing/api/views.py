@@ -404,16 +404,24 @@ class LicenseValidationView(ClientApplicationView):
 
 def validation_answer(request, data: dict) -> dict:
     """The signed body answering a validation of `data` (the request's fields), once the client's
-    address was allowed the attempt: this view's and its hot path's (licensing.api.hot_path)."""
-    # The licence's columns by one prepared statement, the answer from a dict.
-    code, license = services.check_license_key(
-        data["key"],
-        product_code=data.get("product"),
-        fingerprint=data.get("fingerprint"),
-        client_address=client_address(request),
+    address was allowed the attempt."""
+    return checked_answer(request, data, read_key(data))
+
+
+def read_key(data: dict) -> services.KeyCheck:
+    """The licence's columns by one prepared statement (the record comes with the answer)."""
+    return services.read_license_key(
+        data["key"], product_code=data.get("product"), fingerprint=data.get("fingerprint")
     )
-    checked(request, code, LicenseValidationView.abuse_scope)
-    answer = code_body(code, checked_license_answer(license) if license else None)
+
+
+def checked_answer(request, data: dict, check: services.KeyCheck) -> dict:
+    """The signed body of a key's check, its record made and a failed guess counted: this
+    view's and its hot path's (licensing.api.hot_path)."""
+    services.record_check(check, client_address(request))
+    checked(request, check.code, LicenseValidationView.abuse_scope)
+    license = check.license
+    answer = code_body(check.code, checked_license_answer(license) if license else None)
     return signed_body(request, answer, data.get("nonce"))
 
 

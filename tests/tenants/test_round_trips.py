@@ -81,6 +81,16 @@ def commands(packet: bytes) -> list[bytes]:
     return [parts[i + 2] for i, part in enumerate(parts) if part.startswith(b"*")]
 
 
+HANDSHAKE = {b"HELLO", b"CLIENT", b"SELECT", b"AUTH"}
+
+
+def requests_sent(sent) -> list[list[bytes]]:
+    """The commands of each packet, without those of a new connection's handshake (redis-py's
+    own calls may open one: round trips keep theirs, tenants.counters)."""
+    packets = [commands(p) for p in sent]
+    return [names for names in packets if not set(names) <= HANDSHAKE]
+
+
 # The previous request's give-back and record push, then this request's counters.
 WITH_DEFERRED = [[b"EVALSHA", b"RPUSH", b"SADD", b"EVALSHA"]]
 
@@ -140,7 +150,7 @@ def test_an_unknown_script_is_loaded_again(monkeypatch, sent):
     batch.add(store, counters.Op.INCR, key, 3, 60)
     batch.add(store, counters.Op.GET, key)
     assert batch.run() == [2, 5, 5]
-    assert [commands(p) for p in sent] == [[b"EVALSHA"], [b"SCRIPT"], [b"EVALSHA"]]
+    assert requests_sent(sent) == [[b"EVALSHA"], [b"SCRIPT"], [b"EVALSHA"]]
     assert store.get(key) == 5  # the cache API reads what the script wrote
     store.delete(key)
 
@@ -218,7 +228,7 @@ def test_an_unknown_give_back_script_is_loaded_again(monkeypatch, sent, alpha_cl
     assert validate(alpha_client, licence.key).status_code == 200
     sent.clear()
     send_deferred()
-    packets = [commands(p) for p in sent]
+    packets = requests_sent(sent)
     assert abuse_count("validate") == 0
     assert client.llen(record_buffer._list_key("alpha")) == before + 1
     assert packets[-3:] == [
