@@ -18,10 +18,11 @@ from typing import Any, NamedTuple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, connections, router, transaction
+from django.db import IntegrityError, connection, router, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from api.statements import prepared_cursor
 from api.validation import refuse_fields
 from licensing import clock, signals
 from licensing.models import (
@@ -759,7 +760,7 @@ def read_license_key(
     now = clock.now()
     lookup = _lookup_key(key)
     params = [now, lookup] if fingerprint is None else [now, fingerprint, lookup]
-    with connections[router.db_for_read(License) or "default"].cursor() as cursor:
+    with prepared_cursor(router.db_for_read(License) or "default") as cursor:
         cursor.execute(_checked_license_sql(fingerprint is not None), params)
         row = cursor.fetchone()
     license = CheckedLicense(*row) if row else None

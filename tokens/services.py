@@ -22,6 +22,7 @@ from django_tenants.utils import get_public_schema_name
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 
+from api.statements import prepared_cursor
 from api.timestamps import use_compiled_timestamps
 from tokens import hashing, signals
 from tokens.catalogue import ALL_PERMISSIONS, Permission
@@ -548,7 +549,7 @@ def find_tokens_by_digest(digests: list[str]) -> list[UserToken]:
 
 
 def _read(lookup: _Lookup, params: list) -> list[tuple]:
-    with connections[router.db_for_read(UserToken)].cursor() as cursor:
+    with prepared_cursor(router.db_for_read(UserToken)) as cursor:
         use_compiled_timestamps(cursor)
         cursor.execute(lookup.sql, params)
         return cursor.fetchall()

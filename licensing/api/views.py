@@ -5,7 +5,7 @@ tenant is simply not there and answers 404.
 """
 
 from django.contrib.auth import get_user_model
-from django.db import connection, connections, router
+from django.db import connection, router
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from rest_framework import serializers, status
@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from api.client_address import client_address
 from api.errors import ACTIVATION_LIMIT_REACHED, DEACTIVATION_LIMIT_REACHED, error_body
 from api.pagination import ApiCursorPagination
+from api.statements import prepared_cursor
 from api.timestamps import use_utc_text_timestamps
 from api.views import MAX_ID, ResourceViewSet, object_id
 from licensing import clock, offline, services
@@ -276,7 +277,7 @@ class LicenseViewSet(ResourceViewSet):
         def read(position, reverse, offset, limit):
             nonlocal utc_text
             sql, params = license_page_statement(filters, position, reverse, offset, limit)
-            with connections[alias].cursor() as cursor:
+            with prepared_cursor(alias) as cursor:
                 utc_text = use_utc_text_timestamps(cursor, zone)
                 cursor.execute(sql, params)
                 return cursor.fetchall()
