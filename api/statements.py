@@ -21,11 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
 from django.db import connections
-from psycopg.pq import Format
+from django.db.backends.postgresql.base import ServerBindingCursor
 
-TIMESTAMPTZ = psycopg.adapters.types["timestamptz"].oid
 PREPARE_THRESHOLD = 5  # psycopg's default: runs of one text in a session before it is prepared
 
 
@@ -34,25 +32,21 @@ def prepared_cursor(alias: str) -> Iterator:
     """Django's cursor on `alias` (its search path, error translation and query log as usual)
     whose statements are bound on the server, so that psycopg prepares them (module notes)."""
     connection = connections[alias]
-    with connection.cursor() as cursor:
-        client = cursor.cursor
-        if getattr(connection, "transaction_pooling", True) or not isinstance(
-            client, psycopg.ClientCursor
-        ):
+    if getattr(connection, "transaction_pooling", True):
+        with connection.cursor() as cursor:
             yield cursor
-            return
-        session = client.connection
-        if session.prepare_threshold is None:
-            # Django turns preparing off for the whole connection (poolers); its own cursors bind
-            # on the client and never prepare, so this concerns this module's cursors only.
-            session.prepare_threshold = PREPARE_THRESHOLD
-        server = psycopg.Cursor(session)
-        # Times load as on Django's cursor (its zone's loader, when it registered one).
-        server.adapters.register_loader(
-            "timestamptz", client.adapters.get_loader(TIMESTAMPTZ, Format.TEXT)
-        )
-        cursor.cursor = server
-        try:
-            yield cursor
-        finally:
-            client.close()
+        return
+    connection.ensure_connection()
+    session = connection.connection
+    if session.prepare_threshold is None:
+        # Django turns preparing off for the whole connection (poolers); its own cursors bind
+        # on the client and never prepare, so this concerns this module's cursors only.
+        session.prepare_threshold = PREPARE_THRESHOLD
+    factory = session.cursor_factory
+    session.cursor_factory = ServerBindingCursor  # Django's own, for server_side_binding
+    try:
+        cursor = connection.cursor()
+    finally:
+        session.cursor_factory = factory
+    with cursor:
+        yield cursor

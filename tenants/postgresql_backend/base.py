@@ -12,8 +12,10 @@ nothing is remembered: every statement carries its search_path (SearchPathCursor
 statement is prepared.
 """
 
+import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql.base import Cursor as ClientBindingCursor
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
 from django_tenants.utils import get_limit_set_calls
 
@@ -79,7 +81,21 @@ class SearchPathCursor(ClientBindingCursor):
 _VALIDATED_PATHS: dict[tuple[str, bool], tuple[str, ...]] = {}
 
 
+class DatabaseOperations(PostgresOperations):
+    def last_executed_query(self, cursor, sql, params):
+        """The statements of api.statements' cursors are bound on the server (psycopg keeps no
+        text of a prepared one): logged as Django's client-side binding would have sent them."""
+        if isinstance(cursor, psycopg.ClientCursor):
+            return super().last_executed_query(cursor, sql, params)
+        try:
+            return self.compose_sql(sql, params)
+        except psycopg.Error:
+            return sql
+
+
 class DatabaseWrapper(TenantDatabaseWrapper):
+    ops_class = DatabaseOperations
+
     def __init__(self, *args, **kwargs):
         self._session_search_path = None
         super().__init__(*args, **kwargs)
