@@ -17,9 +17,9 @@ negotiation, parser selection, the serializer, the response's template machinery
 
 A request is plain when it is `POST` with `Content-Type: application/json`, no query string, an
 `Accept` that DRF's JSON renderer satisfies as is (none, `*/*` or `application/json`), and a body
-of UTF-8 JSON that `plain_validation_request` takes as sent. Anything else (a malformed body, an
-extra field, another media type, `?format=`, OPTIONS) goes on to the DRF view, which answers it
-as before, errors included. tests/licensing/test_hot_path.py sends each case to both paths and
+of UTF-8 JSON that `plain_validation_request` takes as sent (unknown fields are ignored, as the
+serializer ignores them). Anything else (a malformed body, a field of another type, another media
+type, `?format=`, OPTIONS) goes on to the DRF view, which answers it as before, errors included. tests/licensing/test_hot_path.py sends each case to both paths and
 compares status, headers and body.
 """
 
