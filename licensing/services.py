@@ -738,8 +738,9 @@ def check_license_key(
     fingerprint: str | None = None,
     client_address: str | None = None,
 ) -> tuple[ValidationCode, CheckedLicense | None]:
-    """`validate_license_key` for POST /v1/licenses/validate: the same code and record, the
-    licence read as a `CheckedLicense` (one statement written once per process, no ORM) instead of a model."""
+    """`validate_license_key`'s code and record, the licence read as a `CheckedLicense` (one
+    statement written once per process, no ORM) instead of a model: `read_license_key` then
+    `record_check`, which POST /v1/licenses/validate calls apart (licensing.api.hot_path)."""
     checked = read_license_key(key, product_code=product_code, fingerprint=fingerprint)
     record_check(checked, client_address)
     return checked.code, checked.license

@@ -421,6 +421,28 @@ def _round_trip_connection(pool) -> tuple[_KeptConnection | _Borrowed, object]:
 # --- Commands that need not be answered before the answer leaves
 
 
+class ProcessThread:
+    """A daemon thread started once per process, on first use (a forked worker starts its own),
+    with `at_exit` registered to run when the process exits (atexit: a graceful worker exit, a
+    restart, SIGTERM)."""
+
+    def __init__(self, target: Callable, at_exit: Callable[[], object], name: str):
+        self._target, self._at_exit, self._name = target, at_exit, name
+        self._lock = threading.Lock()
+        self._started_in: int | None = None  # the pid whose thread runs
+
+    def start(self, *args) -> None:
+        """Start it with `args` unless this process started it already."""
+        if self._started_in == os.getpid():
+            return
+        with self._lock:
+            if self._started_in == os.getpid():
+                return
+            self._started_in = os.getpid()
+        threading.Thread(target=self._target, args=args, daemon=True, name=self._name).start()
+        atexit.register(self._at_exit)
+
+
 @dataclass
 class _Deferred:
     client: object
@@ -429,15 +451,15 @@ class _Deferred:
     failed: Callable[[Exception], None]
 
     def answer(self, replies: list) -> None:
-        try:
-            self.done(replies)
-        except Exception:  # another request's round trip carried it: never that request's error
-            logger.exception("Could not settle %d deferred Redis commands", len(self.commands))
+        self._settle(self.done, replies)
 
     def fail(self, error: Exception) -> None:
+        self._settle(self.failed, error)
+
+    def _settle(self, callback, value) -> None:
         try:
-            self.failed(error)
-        except Exception:
+            callback(value)
+        except Exception:  # another request's round trip carried it: never that request's error
             logger.exception("Could not settle %d deferred Redis commands", len(self.commands))
 
 
@@ -457,7 +479,7 @@ class Outbox:
         self._items: list[_Deferred] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._started_in: int | None = None  # the pid whose thread runs (a fork starts its own)
+        self._thread = ProcessThread(self._run, self.flush, "redis-outbox")
 
     def put(self, client, commands: list[tuple], done, failed) -> None:
         with self._lock:
@@ -493,14 +515,7 @@ class Outbox:
         return len(self._items)
 
     def _start(self) -> None:
-        if self._started_in == os.getpid():
-            return
-        with self._lock:
-            if self._started_in == os.getpid():
-                return
-            self._started_in = os.getpid()
-        threading.Thread(target=self._run, daemon=True, name="redis-outbox").start()
-        atexit.register(self.flush)
+        self._thread.start()
 
     def _run(self) -> None:
         while True:

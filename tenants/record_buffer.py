@@ -28,7 +28,6 @@ dashboard and `monitoring.events.catch_up` drain the tenant first.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
@@ -48,7 +47,7 @@ from django.db import connection, transaction
 from django.db.models import ForeignKey, Model
 from django_tenants.utils import schema_context
 
-from tenants.counters import OUTBOX, RedisCache, RoundTrip
+from tenants.counters import OUTBOX, ProcessThread, RedisCache, RoundTrip
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +288,7 @@ class LocalQueue:
         # Held for a whole drain, taking and writing: the exit's drain waits for the thread's, whose
         # rows are out of the queue but not yet written (they would die with the daemon thread).
         self._draining = threading.Lock()
-        self._started_in: int | None = None  # the pid whose thread runs (a fork starts its own)
+        self._thread = ProcessThread(self._run, self._at_exit, "record-buffer")
 
     def push(self, schema: str, entry: str) -> None:
         # Under the lock: a drain sorting the queue replaces it (a row added meanwhile was lost).
@@ -332,14 +331,8 @@ class LocalQueue:
 
     def _start(self) -> None:
         interval = settings.RECORD_BUFFER_SECONDS
-        if self._started_in == os.getpid() or interval <= 0:
-            return
-        with self._lock:
-            if self._started_in == os.getpid():
-                return
-            self._started_in = os.getpid()
-        threading.Thread(target=self._run, args=(interval,), daemon=True).start()
-        atexit.register(self._at_exit)
+        if interval > 0:
+            self._thread.start(interval)
 
     def _run(self, interval: float) -> None:
         while True:

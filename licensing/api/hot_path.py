@@ -11,16 +11,18 @@ licence count and this attempt's abuse count in one round trip), `guard_against_
 licence's read (`read_key`) and its answer (`checked_answer`), the contract's error bodies
 (`api.errors.error_answer`), DRF's JSON renderer, the view's `Allow` header and the
 `Content-Length` CommonMiddleware would set. One thing it does in another order: the licence is
-read while Redis answers the counts (`HotValidationMiddleware.answer`), so the request waits once. What it skips is
-what costs and decides nothing for such a request: URL resolution, DRF's request wrapping, content
-negotiation, parser selection, the serializer, the response's template machinery.
+read while Redis answers the counts (`HotValidationMiddleware.answer`), so the request waits
+once. What it skips is what costs and decides nothing for such a request: URL resolution, DRF's
+request wrapping, content negotiation, parser selection, the serializer, the response's template
+machinery.
 
 A request is plain when it is `POST` with `Content-Type: application/json`, no query string, an
 `Accept` that DRF's JSON renderer satisfies as is (none, `*/*` or `application/json`), and a body
 of UTF-8 JSON that `plain_validation_request` takes as sent (unknown fields are ignored, as the
 serializer ignores them). Anything else (a malformed body, a field of another type, another media
-type, `?format=`, OPTIONS) goes on to the DRF view, which answers it as before, errors included. tests/licensing/test_hot_path.py sends each case to both paths and
-compares status, headers and body.
+type, `?format=`, OPTIONS) goes on to the DRF view, which answers it as before, errors included.
+tests/licensing/test_hot_path.py sends each case to both paths and compares status, headers and
+body.
 """
 
 from __future__ import annotations
@@ -68,9 +70,7 @@ class HotValidationMiddleware:
         self.allow = ", ".join(self.view.allowed_methods)
 
     def __call__(self, request):
-        if request.path_info != PATH or request.method != "POST":
-            return self.get_response(request)
-        if request_tenant(request) is None:
+        if request.path_info != PATH or request.method != "POST" or request_tenant(request) is None:
             return self.get_response(request)
         data = plain_request(request)
         if data is None:
@@ -95,12 +95,9 @@ class HotValidationMiddleware:
         decide = self.throttle.start(request, self.view)
         try:
             check = read_key(data)
-        except Exception:
+        finally:  # a refusal answers whether or not the read failed
             decide()
             guard_against_guessing(request, self.view.abuse_scope)
-            raise
-        decide()
-        guard_against_guessing(request, self.view.abuse_scope)
         return checked_answer(request, data, check)
 
     def respond(self, status: int, body: dict, headers: dict) -> HttpResponse:
