@@ -305,6 +305,10 @@ def unreachable_redis(settings):
             "KEY_FUNCTION": "django_tenants.cache.make_key",
         },
     }
+    # The records that cannot reach Redis are written at once: in the request, inside the test's
+    # transaction, rather than by the outbox's thread on its own connection (committed, they would
+    # outlive the test).
+    settings.RECORD_PUSH_BEFORE_ANSWER = True
     throttling._last_store_error_logged = 0.0
 
 
