@@ -539,8 +539,13 @@ class ValidationResult:
 
     code: ValidationCode
     license: License | None
-    machine: Machine | None = None
+    machine: Machine | BeatenMachine | None = None
     created: bool = False
+
+    @property
+    def heartbeat_rules(self) -> Plan | HeartbeatRules:
+        """The machine's plan, or its heartbeat rules (a live machine's heartbeat reads no more)."""
+        return self.machine.rules if isinstance(self.machine, BeatenMachine) else self.license.plan
 
     @property
     def valid(self) -> bool:
@@ -929,49 +934,137 @@ def activate_machine(
     raise ActivationLimitReached
 
 
+class HeartbeatRules(NamedTuple):
+    """A plan's heartbeat columns (`dies_at_for` and the machine's answer read nothing else)."""
+
+    heartbeat_seconds: int | None
+    heartbeat_grace_seconds: int
+    revive_seconds: int
+
+
+class BeatenMachine(NamedTuple):
+    """A live machine once its heartbeat is written: the columns of `_beating_machine_sql` that its
+    answer shows (licensing.api.serializers.activated_machine_answer)."""
+
+    id: int
+    fingerprint: str
+    name: str
+    platform: str
+    hostname: str
+    metadata: dict
+    activated_at: datetime
+    last_heartbeat_at: datetime
+    dies_at: datetime | None
+    rules: HeartbeatRules
+    status: str = MachineStatus.ACTIVE
+
+
+class _BeatingRow(NamedTuple):
+    """One row of `_beating_machine_sql`: the machine, its licence's code columns, the rules."""
+
+    id: int
+    license_id: int
+    fingerprint: str
+    name: str
+    platform: str
+    hostname: str
+    metadata: str  # jsonb, as the database sends it (text)
+    activated_at: datetime
+    dies_at: datetime | None
+    status: str
+    starts_at: datetime
+    expires_at: datetime | None
+    product: str
+    heartbeat_seconds: int | None
+    heartbeat_grace_seconds: int
+    revive_seconds: int
+
+
+@lru_cache(maxsize=1)
+def _beating_machine_sql() -> str:
+    """A heartbeat's first SELECT, written once per process (as `_checked_license_sql`): the key's
+    undeactivated machine with this fingerprint, its licence's code columns and its plan's rules.
+    Parameters: the key, the fingerprint."""
+    quote = connection.ops.quote_name
+    license, product, plan, machine = (
+        quote(model._meta.db_table) for model in (License, Product, Plan, Machine)
+    )
+    return (
+        "SELECT m.id, m.license_id, m.fingerprint, m.name, m.platform, m.hostname, m.metadata, "  # noqa: S608 (quoted names)
+        "m.activated_at, m.dies_at, l.status, l.starts_at, l.expires_at, p.code, "
+        "pl.heartbeat_seconds, pl.heartbeat_grace_seconds, pl.revive_seconds "
+        f"FROM {machine} m JOIN {license} l ON l.id = m.license_id "
+        f"JOIN {product} p ON p.id = l.product_id JOIN {plan} pl ON pl.id = l.plan_id "
+        "WHERE l.key = %s AND m.fingerprint = %s AND m.deactivated_at IS NULL LIMIT 1"
+    )
+
+
+@lru_cache(maxsize=1)
+def _beat_sql() -> str:
+    """The heartbeat of a machine still alive. Parameters: now, its new death, its id, now."""
+    machine = connection.ops.quote_name(Machine._meta.db_table)
+    return (
+        f"UPDATE {machine} SET last_heartbeat_at = %s, dies_at = %s, dead_at = NULL "  # noqa: S608 (quoted name)
+        "WHERE id = %s AND deactivated_at IS NULL AND (dies_at IS NULL OR dies_at > %s)"
+    )
+
+
 def heartbeat(key: str, fingerprint: str, *, request=None) -> ValidationResult:
     """A machine's heartbeat: it stays active until its next deadline plus the grace period.
 
     Answers the licence's code when it is not VALID, FINGERPRINT_NOT_ACTIVATED, or HEARTBEAT_DEAD
     when the machine died longer than the plan's `revive_seconds` ago (it must be activated again);
-    a machine dead for less is revived if a slot is free, else ActivationLimitReached. Two
-    statements for a live machine: the machine with its licence, and the UPDATE.
+    a machine dead for less is revived if a slot is free, else ActivationLimitReached. A live
+    machine's heartbeat is two prepared statements, the machine with its licence and the UPDATE,
+    and answers a `BeatenMachine`; a refusal reads the licence once more for its answer.
     """
     now = clock.now()
     lookup = _lookup_key(key)
-    found = list(
-        Machine.objects.select_related("license__product", "license__plan").filter(
-            license__key=lookup, fingerprint=fingerprint, deactivated_at__isnull=True
-        )[:1]
-    )
-    if not found:
-        license = _license_by_key(lookup, now)
-        code = _validation_code(license, None, now)
-        if code == ValidationCode.VALID:
-            code = ValidationCode.FINGERPRINT_NOT_ACTIVATED
-        return ValidationResult(code, license)
-    machine = found[0]
-    license = machine.license
-    code = _validation_code(license, None, now)
+    with prepared_cursor(router.db_for_write(Machine) or "default") as cursor:
+        cursor.execute(_beating_machine_sql(), [lookup, fingerprint])
+        row = cursor.fetchone()
+        found = _BeatingRow(*row) if row else None
+        code = ValidationCode.FINGERPRINT_NOT_ACTIVATED
+        if found is not None:
+            code = _license_code(
+                found.status, found.starts_at, found.expires_at, found.product, None, now
+            )
+        alive_now = found is not None and (found.dies_at is None or found.dies_at > now)
+        if code == ValidationCode.VALID and alive_now:
+            rules = HeartbeatRules(
+                found.heartbeat_seconds, found.heartbeat_grace_seconds, found.revive_seconds
+            )
+            dies_at = dies_at_for(rules, now)
+            cursor.execute(_beat_sql(), [now, dies_at, found.id, now])
+            if cursor.rowcount == 1:
+                beaten = BeatenMachine(
+                    id=found.id,
+                    fingerprint=found.fingerprint,
+                    name=found.name,
+                    platform=found.platform,
+                    hostname=found.hostname,
+                    metadata=json.loads(found.metadata),
+                    activated_at=found.activated_at,
+                    last_heartbeat_at=now,
+                    dies_at=dies_at,
+                    rules=rules,
+                )
+                return ValidationResult(code, None, beaten)
     if code != ValidationCode.VALID:
-        license.activations_used = count_active_machines(license, now)
+        license = _license_by_key(lookup, now)
+        if found is None:
+            code = _validation_code(license, None, now)
+            if code == ValidationCode.VALID:
+                code = ValidationCode.FINGERPRINT_NOT_ACTIVATED
         return ValidationResult(code, license)
-    if machine.status_at(now) == MachineStatus.ACTIVE:
-        dies_at = dies_at_for(license.plan, now)
-        beat = Machine.objects.filter(alive(now), pk=machine.pk).update(
-            last_heartbeat_at=now, dies_at=dies_at, dead_at=None
-        )
-        if beat:
-            machine.last_heartbeat_at, machine.dies_at, machine.dead_at = now, dies_at, None
-            return ValidationResult(code, license, machine)
-    return _revive(machine, now, request)
+    return _revive(found.id, found.license_id, now, request)
 
 
-def _revive(machine: Machine, now: datetime, request) -> ValidationResult:
-    """The heartbeat of a machine that is dead (or was deactivated meanwhile)."""
+def _revive(machine_id: int, license_id: int, now: datetime, request) -> ValidationResult:
+    """The heartbeat of a machine that is dead (or was deactivated or died meanwhile)."""
     with transaction.atomic():
-        license = _locked_license(pk=machine.license_id)
-        machine = Machine.objects.filter(pk=machine.pk, deactivated_at__isnull=True).first()
+        license = _locked_license(pk=license_id)
+        machine = Machine.objects.filter(pk=machine_id, deactivated_at__isnull=True).first()
         used = count_active_machines(license, now)
         license.activations_used = used
         if machine is None:

@@ -558,6 +558,33 @@ class ActivatedMachineSerializer(serializers.ModelSerializer):
         return serializers.DateTimeField().to_representation(deadline) if deadline else None
 
 
+def activated_machine_answer(machine, rules, zone=None) -> dict:
+    """ActivatedMachineSerializer's representation without a serializer (the same JSON, byte for
+    byte: tests/licensing/test_machines.py): a `Machine` with its plan, or a heartbeat's
+    `services.BeatenMachine` with its `HeartbeatRules`."""
+    zone = zone or timezone.get_current_timezone()
+    deadline = services.heartbeat_deadline(machine, rules)
+    return {
+        "id": machine.id,
+        "fingerprint": machine.fingerprint,
+        "name": machine.name,
+        "platform": machine.platform,
+        "hostname": machine.hostname,
+        "metadata": machine.metadata,
+        "status": str(machine.status),
+        "activated_at": iso_datetime(machine.activated_at, zone),
+        "last_heartbeat_at": iso_datetime(machine.last_heartbeat_at, zone),
+        "heartbeat_deadline": iso_datetime(deadline, zone),
+        "dies_at": iso_datetime(machine.dies_at, zone),
+        "heartbeat": {
+            "required": rules.heartbeat_seconds is not None,
+            "interval_seconds": rules.heartbeat_seconds,
+            "grace_seconds": rules.heartbeat_grace_seconds,
+            "revive_seconds": rules.revive_seconds,
+        },
+    }
+
+
 class MachineSerializer(ActivatedMachineSerializer):
     """A machine on the managed side (GET /v1/machines): with its licence and deactivation."""
 

@@ -24,7 +24,6 @@ from licensing import clock, offline, services
 from licensing.api import openapi
 from licensing.api.serializers import (
     LICENSE_COLUMNS,
-    ActivatedMachineSerializer,
     ActivationRequestSerializer,
     CheckoutRequestSerializer,
     CustomerSerializer,
@@ -38,6 +37,7 @@ from licensing.api.serializers import (
     UserSerializer,
     ValidatedLicenseSerializer,
     ValidationRequestSerializer,
+    activated_machine_answer,
     checked_license_answer,
     license_answer,
     license_answers,
@@ -371,7 +371,7 @@ class ClientApplicationView(SignedAnswers, APIView):
         if result.machine is None:
             body, status_code = validation_body(result.code, result.license), status.HTTP_200_OK
         else:
-            body = ActivatedMachineSerializer(result.machine).data
+            body = activated_machine_answer(result.machine, result.heartbeat_rules)
         return Response(self.signed_body(body, nonce), status=status_code, headers=NO_STORE)
 
 

@@ -1,14 +1,18 @@
 """Machines: activate, heartbeat, deactivate (no token), validation with a fingerprint, the churn
 budget, heartbeat death and revival on an injected clock, and query counts."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tenants.utils import schema_context
+from rest_framework.renderers import JSONRenderer
 
 from licensing import services
+from licensing.api.serializers import ActivatedMachineSerializer, activated_machine_answer
 from licensing.models import LicenseStatus, Machine
 from tests.licensing.factories import fresh_address, make_license, make_plan, set_license_dates
 
@@ -448,7 +452,9 @@ def test_a_heartbeat_is_two_statements(alpha_client, beating, licensing_clock):
     assert len(request_statements(captured)) <= HEARTBEAT_TOTAL, request_statements(captured)
     queries = licensing_queries(captured)
     assert len(queries) == 2, queries
-    assert queries[0].startswith("SELECT") and queries[1].startswith("UPDATE")
+    # Prepared (api.statements), written once per process: no ORM on a live machine's heartbeat.
+    assert queries[0].startswith("SELECT") and 'FROM "licensing_machine" m JOIN' in queries[0]
+    assert queries[1].startswith('UPDATE "licensing_machine" SET last_heartbeat_at')
 
 
 @pytest.mark.parametrize("case", ["unknown-key", "not-activated"])
@@ -632,3 +638,46 @@ def test_plans_api_takes_the_machine_rules(api_client, in_alpha):
     ]:
         response = post(client, "/v1/plans", {**body, "code": f"bad-{field}", field: value})
         assert response.status_code == 400 and field in response.json()["details"], field
+
+
+# --- Answers without a serializer: the same JSON as ActivatedMachineSerializer's
+
+
+def rendered(body) -> bytes:
+    return JSONRenderer().render(body)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata"])
+def test_a_machines_answer_is_its_serializers_byte_for_byte(alpha_client, beating, licence, zone):
+    activate(
+        alpha_client,
+        beating.key,
+        "hw",
+        name="Ada’s laptop",
+        platform="linux",
+        hostname="ada",
+        metadata={"seats": [1, 2], "owner": "Zoë", "nested": {"b": None, "a": True}},
+    )
+    activate(alpha_client, licence.key, "no-heartbeat")
+    machines = list(Machine.objects.select_related("license__plan").order_by("pk"))
+    assert len(machines) == 2
+    with timezone.override(zone):
+        for machine in machines:
+            assert rendered(activated_machine_answer(machine, machine.license.plan)) == rendered(
+                ActivatedMachineSerializer(machine).data
+            )
+
+
+def test_a_live_heartbeat_answers_what_the_serializer_says_of_the_machine_it_wrote(
+    alpha_client, beating, licensing_clock
+):
+    activate(alpha_client, beating.key, "hw", metadata={"z": 1, "a": [True, "ü"]})
+    licensing_clock.advance(seconds=30.5)
+    response = heartbeat(alpha_client, beating.key, "hw")
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert (answer.pop("tenant"), bool(answer.pop("ts"))) == ("alpha", True)
+    machine = Machine.objects.select_related("license__plan").get(fingerprint="hw")
+    assert machine.last_heartbeat_at == licensing_clock()
+    expected = json.loads(rendered(ActivatedMachineSerializer(machine).data))
+    assert list(answer.items()) == list(expected.items())  # the same fields in the same order
