@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, router, transaction
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Value
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from api.statements import prepared_cursor
@@ -534,18 +534,16 @@ def _represented(license: License) -> dict:
 @dataclass(frozen=True)
 class ValidationResult:
     """What a client application learns from a licence check (validation, activation,
-    heartbeat): the code, the licence (None for NOT_FOUND) and, when one was activated or beat, its
-    machine. The licence carries `activations_used`, its machines that take a slot."""
+    heartbeat): the code, the licence and, when one was activated or beat, its machine with its
+    plan's heartbeat `rules`. The licence carries `activations_used`, its machines that take a
+    slot; it is None for NOT_FOUND, and when the answer is the machine's alone (an activation or a
+    heartbeat that read no more than the machine needs)."""
 
     code: ValidationCode
     license: License | None
-    machine: Machine | BeatenMachine | None = None
+    machine: Machine | LiveMachine | None = None
     created: bool = False
-
-    @property
-    def heartbeat_rules(self) -> Plan | HeartbeatRules:
-        """The machine's plan, or its heartbeat rules (a live machine's heartbeat reads no more)."""
-        return self.machine.rules if isinstance(self.machine, BeatenMachine) else self.license.plan
+    rules: Plan | HeartbeatRules | None = None
 
     @property
     def valid(self) -> bool:
@@ -812,7 +810,7 @@ class MachineNotFound(Exception):
     """No licence has this key, or the fingerprint is not activated on it."""
 
 
-def dies_at_for(plan: Plan, last_heartbeat_at: datetime) -> datetime | None:
+def dies_at_for(plan: Plan | HeartbeatRules, last_heartbeat_at: datetime) -> datetime | None:
     """When a machine that beat at `last_heartbeat_at` dies: interval plus grace later."""
     if plan.heartbeat_seconds is None:
         return None
@@ -821,7 +819,9 @@ def dies_at_for(plan: Plan, last_heartbeat_at: datetime) -> datetime | None:
     )
 
 
-def heartbeat_deadline(machine: Machine, plan: Plan) -> datetime | None:
+def heartbeat_deadline(
+    machine: Machine | LiveMachine, plan: Plan | HeartbeatRules
+) -> datetime | None:
     """When the machine's next heartbeat is due (null: the plan needs none)."""
     if plan.heartbeat_seconds is None:
         return None
@@ -854,9 +854,8 @@ def count_active_machines(license: License, now: datetime) -> int:
     return Machine.objects.filter(alive(now), license=license).count()
 
 
-def _has_free_slot(license: License, used: int) -> bool:
-    limit = license.plan.max_activations
-    return limit is None or used < limit
+def _has_free_slot(max_activations: int | None, used: int) -> bool:
+    return max_activations is None or used < max_activations
 
 
 def _refused(license: License, reason: str, fingerprint: str, request) -> None:
@@ -866,11 +865,66 @@ def _refused(license: License, reason: str, fingerprint: str, request) -> None:
     )
 
 
-def _wake(machine: Machine, plan: Plan, now: datetime) -> None:
+def _wake(machine: Machine, plan: Plan | HeartbeatRules, now: datetime) -> None:
     """Record a heartbeat (or a revival) of a machine known to be undeactivated."""
     machine.last_heartbeat_at, machine.dies_at, machine.dead_at = now, dies_at_for(plan, now), None
     Machine.objects.filter(pk=machine.pk).update(
         last_heartbeat_at=machine.last_heartbeat_at, dies_at=machine.dies_at, dead_at=None
+    )
+
+
+class _ActivationRow(NamedTuple):
+    """One row of `_activation_sql`: the licence's code columns, its plan's limit and rules, its
+    machines that take a slot, and the fingerprint's undeactivated machine (its columns or NULLs)."""
+
+    id: int
+    status: str
+    starts_at: datetime
+    expires_at: datetime | None
+    product: str
+    max_activations: int | None
+    heartbeat_seconds: int | None
+    heartbeat_grace_seconds: int
+    revive_seconds: int
+    used: int
+    machine_id: int | None
+    name: str | None
+    platform: str | None
+    hostname: str | None
+    metadata: str | None  # jsonb, as the database sends it (text)
+    activated_at: datetime | None
+    last_heartbeat_at: datetime | None
+    dies_at: datetime | None
+
+
+@lru_cache(maxsize=1)
+def _lock_sql() -> str:
+    """Lock a licence by its key until the transaction ends: activations and deactivations of one
+    licence run one after the other, so its limits hold exactly under concurrency."""
+    license = connection.ops.quote_name(License._meta.db_table)
+    return f"SELECT id FROM {license} WHERE key = %s FOR UPDATE"  # noqa: S608 (quoted name)
+
+
+@lru_cache(maxsize=1)
+def _activation_sql() -> str:
+    """An activation's SELECT, written once per process: the columns of `_ActivationRow`. It runs
+    after `_lock_sql` as a statement of its own, so that it counts what was committed while it
+    waited for the lock (a row lock taken by the same statement would leave the count at the
+    statement's snapshot, before the wait). Parameters: now, the fingerprint, the key."""
+    quote = connection.ops.quote_name
+    license, product, plan, machine = (
+        quote(model._meta.db_table) for model in (License, Product, Plan, Machine)
+    )
+    return (
+        "SELECT l.id, l.status, l.starts_at, l.expires_at, p.code, pl.max_activations, "  # noqa: S608 (quoted names)
+        "pl.heartbeat_seconds, pl.heartbeat_grace_seconds, pl.revive_seconds, "
+        f"(SELECT COUNT(*) FROM {machine} u WHERE u.license_id = l.id "
+        "AND u.deactivated_at IS NULL AND (u.dies_at IS NULL OR u.dies_at > %s)), "
+        "f.id, f.name, f.platform, f.hostname, f.metadata, f.activated_at, f.last_heartbeat_at, "
+        f"f.dies_at FROM {license} l JOIN {product} p ON p.id = l.product_id "
+        f"JOIN {plan} pl ON pl.id = l.plan_id LEFT JOIN LATERAL (SELECT * FROM {machine} "
+        "WHERE license_id = l.id AND fingerprint = %s AND deactivated_at IS NULL "
+        "ORDER BY id DESC LIMIT 1) f ON TRUE WHERE l.key = %s LIMIT 1"
     )
 
 
@@ -887,49 +941,66 @@ def activate_machine(
     """Activate a licence on a machine, within the plan's `max_activations`.
 
     Answers the licence's code when it is not VALID. An already active fingerprint is answered as
-    it is (`created` False); a dead one is revived if a slot is free. Raises
-    ActivationLimitReached when every slot is taken. Three statements: the locked licence, its
-    machines counted, the INSERT (or the revival's UPDATE, or the existing machine's SELECT).
+    it is (`created` False, a `LiveMachine`); a dead one is revived if a slot is free. Raises
+    ActivationLimitReached when every slot is taken. Prepared statements: the licence locked, its
+    row with the counts and the fingerprint's machine, then the INSERT of a new machine (the
+    revival's SELECT and UPDATE).
     """
     metadata = clean_metadata(metadata if metadata is not None else {})
     now = clock.now()
+    lookup = _lookup_key(key)
     with transaction.atomic():
-        license = _locked_license(key=_lookup_key(key))
-        code = _validation_code(license, None, now)
-        if code != ValidationCode.VALID:
-            if license is not None:
-                license.activations_used = count_active_machines(license, now)
-            return ValidationResult(code, license)
-        state = Machine.objects.filter(license=license, deactivated_at__isnull=True).aggregate(
-            used=Count("pk", filter=Q(dies_at__isnull=True) | Q(dies_at__gt=now)),
-            mine=Max("pk", filter=Q(fingerprint=fingerprint)),
-        )
-        license.activations_used = state["used"]
-        if state["mine"] is not None:
-            machine = Machine.objects.get(pk=state["mine"])
-            machine.license = license
-            if machine.status_at(now) == MachineStatus.ACTIVE:
-                return ValidationResult(code, license, machine, created=False)
-        else:
-            machine = None
-        if _has_free_slot(license, state["used"]):
-            if machine is not None:  # dead: activating it again revives it
-                _wake(machine, license.plan, now)
-            else:
-                machine = Machine.objects.create(
-                    license=license,
+        with prepared_cursor(router.db_for_write(License) or "default") as cursor:
+            cursor.execute(_lock_sql(), [lookup])
+            cursor.execute(_activation_sql(), [now, fingerprint, lookup])
+            row = cursor.fetchone()
+        found = _ActivationRow(*row) if row else None
+        code = ValidationCode.NOT_FOUND
+        if found is not None:
+            code = _license_code(
+                found.status, found.starts_at, found.expires_at, found.product, None, now
+            )
+        if code == ValidationCode.VALID:
+            rules = HeartbeatRules(
+                found.heartbeat_seconds, found.heartbeat_grace_seconds, found.revive_seconds
+            )
+            active = found.machine_id is not None and (found.dies_at is None or found.dies_at > now)
+            if active:
+                live = LiveMachine(
+                    id=found.machine_id,
                     fingerprint=fingerprint,
-                    name=name,
-                    platform=platform,
-                    hostname=hostname,
-                    metadata=metadata,
-                    activated_at=now,
-                    last_heartbeat_at=now,
-                    dies_at=dies_at_for(license.plan, now),
+                    name=found.name,
+                    platform=found.platform,
+                    hostname=found.hostname,
+                    metadata=json.loads(found.metadata),
+                    activated_at=found.activated_at,
+                    last_heartbeat_at=found.last_heartbeat_at,
+                    dies_at=found.dies_at,
+                    rules=rules,
                 )
-            license.activations_used += 1
-            emit_machine_event(EventType.MACHINE_ACTIVATED, machine)
-            return ValidationResult(code, license, machine, created=True)
+                return ValidationResult(code, None, live, rules=rules)
+            if _has_free_slot(found.max_activations, found.used):
+                if found.machine_id is not None:  # dead: activating it again revives it
+                    machine = Machine.objects.get(pk=found.machine_id)
+                    _wake(machine, rules, now)
+                else:
+                    machine = Machine.objects.create(
+                        license_id=found.id,
+                        fingerprint=fingerprint,
+                        name=name,
+                        platform=platform,
+                        hostname=hostname,
+                        metadata=metadata,
+                        activated_at=now,
+                        last_heartbeat_at=now,
+                        dies_at=dies_at_for(rules, now),
+                    )
+                emit_machine_event(EventType.MACHINE_ACTIVATED, machine)
+                return ValidationResult(code, None, machine, created=True, rules=rules)
+    if code != ValidationCode.VALID:
+        return ValidationResult(code, _license_by_key(lookup, now) if found else None)
+    license = License.objects.select_related("plan").get(pk=found.id)
+    license.activations_used = found.used
     _refused(license, "activation_limit", fingerprint, request)
     raise ActivationLimitReached
 
@@ -942,9 +1013,10 @@ class HeartbeatRules(NamedTuple):
     revive_seconds: int
 
 
-class BeatenMachine(NamedTuple):
-    """A live machine once its heartbeat is written: the columns of `_beating_machine_sql` that its
-    answer shows (licensing.api.serializers.activated_machine_answer)."""
+class LiveMachine(NamedTuple):
+    """An active machine as its answer shows it (licensing.api.serializers.activated_machine_answer),
+    read without the ORM: the machine of a heartbeat just written, or of an activation that found
+    it active already."""
 
     id: int
     fingerprint: str
@@ -1016,7 +1088,7 @@ def heartbeat(key: str, fingerprint: str, *, request=None) -> ValidationResult:
     when the machine died longer than the plan's `revive_seconds` ago (it must be activated again);
     a machine dead for less is revived if a slot is free, else ActivationLimitReached. A live
     machine's heartbeat is two prepared statements, the machine with its licence and the UPDATE,
-    and answers a `BeatenMachine`; a refusal reads the licence once more for its answer.
+    and answers a `LiveMachine`; a refusal reads the licence once more for its answer.
     """
     now = clock.now()
     lookup = _lookup_key(key)
@@ -1037,7 +1109,7 @@ def heartbeat(key: str, fingerprint: str, *, request=None) -> ValidationResult:
             dies_at = dies_at_for(rules, now)
             cursor.execute(_beat_sql(), [now, dies_at, found.id, now])
             if cursor.rowcount == 1:
-                beaten = BeatenMachine(
+                live = LiveMachine(
                     id=found.id,
                     fingerprint=found.fingerprint,
                     name=found.name,
@@ -1049,7 +1121,7 @@ def heartbeat(key: str, fingerprint: str, *, request=None) -> ValidationResult:
                     dies_at=dies_at,
                     rules=rules,
                 )
-                return ValidationResult(code, None, beaten)
+                return ValidationResult(code, None, live, rules=rules)
     if code != ValidationCode.VALID:
         license = _license_by_key(lookup, now)
         if found is None:
@@ -1075,12 +1147,12 @@ def _revive(machine_id: int, license_id: int, now: datetime, request) -> Validat
             revivable_until = machine.dies_at + timedelta(seconds=license.plan.revive_seconds)
             if now > revivable_until:
                 return ValidationResult(ValidationCode.HEARTBEAT_DEAD, license)
-            if _has_free_slot(license, used):
+            if _has_free_slot(license.plan.max_activations, used):
                 license.activations_used += 1
                 status = MachineStatus.ACTIVE
         if status == MachineStatus.ACTIVE:
             _wake(machine, license.plan, now)
-            return ValidationResult(ValidationCode.VALID, license, machine)
+            return ValidationResult(ValidationCode.VALID, license, machine, rules=license.plan)
     _refused(license, "activation_limit", machine.fingerprint, request)
     raise ActivationLimitReached
 

@@ -371,7 +371,7 @@ class ClientApplicationView(SignedAnswers, APIView):
         if result.machine is None:
             body, status_code = validation_body(result.code, result.license), status.HTTP_200_OK
         else:
-            body = activated_machine_answer(result.machine, result.heartbeat_rules)
+            body = activated_machine_answer(result.machine, result.rules)
         return Response(self.signed_body(body, nonce), status=status_code, headers=NO_STORE)
 
 

@@ -668,16 +668,35 @@ def test_a_machines_answer_is_its_serializers_byte_for_byte(alpha_client, beatin
             )
 
 
-def test_a_live_heartbeat_answers_what_the_serializer_says_of_the_machine_it_wrote(
-    alpha_client, beating, licensing_clock
+@pytest.mark.parametrize("action", ["heartbeat", "activate"])
+def test_a_live_machines_answer_is_what_the_serializer_says_of_its_row(
+    alpha_client, beating, licensing_clock, action
 ):
-    activate(alpha_client, beating.key, "hw", metadata={"z": 1, "a": [True, "ü"]})
+    """A heartbeat and an activation that finds its machine active answer a `LiveMachine` read
+    without the ORM: the same fields, in the same order, as the serializer of the stored row."""
+    first = activate(alpha_client, beating.key, "hw", name="Ada", metadata={"z": 1, "a": ["ü"]})
     licensing_clock.advance(seconds=30.5)
-    response = heartbeat(alpha_client, beating.key, "hw")
+    response = call(alpha_client, action, {"key": beating.key, "fingerprint": "hw"})
     assert response.status_code == 200, response.content
     answer = response.json()
     assert (answer.pop("tenant"), bool(answer.pop("ts"))) == ("alpha", True)
     machine = Machine.objects.select_related("license__plan").get(fingerprint="hw")
-    assert machine.last_heartbeat_at == licensing_clock()
+    if action == "heartbeat":
+        assert machine.last_heartbeat_at == licensing_clock()
+    else:  # answered as it is, not beaten
+        assert _iso(machine.last_heartbeat_at) == first.json()["last_heartbeat_at"]
     expected = json.loads(rendered(ActivatedMachineSerializer(machine).data))
-    assert list(answer.items()) == list(expected.items())  # the same fields in the same order
+    assert list(answer.items()) == list(expected.items())
+
+
+def test_activating_an_active_machine_again_is_two_statements(alpha_client, licence):
+    activate(alpha_client, licence.key, "hw")
+    activate(alpha_client, licence.key, "hw")  # warm
+    with CaptureQueriesContext(connection) as captured:
+        response = activate(alpha_client, licence.key, "hw")
+    assert response.status_code == 200
+    queries = licensing_queries(captured)
+    assert len(queries) == 2, queries
+    # The licence locked, then (a statement of its own: it counts what the wait let in) its row,
+    # its counts and the machine, answered without the ORM.
+    assert queries[0].endswith("FOR UPDATE") and 'FROM "licensing_license" l JOIN' in queries[1]
