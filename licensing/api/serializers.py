@@ -416,14 +416,39 @@ def plain_validation_request(data) -> dict | None:
     """ValidationRequestSerializer's `validated_data` for a request that it takes as sent, found
     without a serializer; None for anything else, which the serializer then decides (errors
     included). tests/licensing/test_validation_answer.py compares the two."""
+    return _plain_request(
+        data, ("product", "fingerprint", "nonce"), nullable={"product", "fingerprint"}
+    )
+
+
+def plain_machine_request(data) -> dict | None:
+    """`plain_validation_request` for LicenseKeyRequestSerializer (heartbeat, deactivation): the
+    key, a fingerprint (required, not null) and the nonce."""
+    if type(data) is not dict or "fingerprint" not in data:
+        return None
+    return _plain_request(data, ("fingerprint", "nonce"), nullable=set())
+
+
+MACHINE_DESCRIPTION = ("name", "platform", "hostname", "metadata")
+
+
+def plain_activation_request(data) -> dict | None:
+    """`plain_machine_request` for ActivationRequestSerializer: a request that describes the
+    machine (its name, platform, hostname or metadata) is the serializer's."""
+    if type(data) is not dict or any(name in data for name in MACHINE_DESCRIPTION):
+        return None
+    return plain_machine_request(data)
+
+
+def _plain_request(data, names: tuple[str, ...], nullable: set[str]) -> dict | None:
     if type(data) is not dict or not _plain_text(data.get("key")):
         return None
     fields = {"key": data["key"]}
-    for name in ("product", "fingerprint", "nonce"):
+    for name in names:
         if name not in data:
             continue
         value = data[name]
-        if value is None and name != "nonce":
+        if value is None and name in nullable:
             fields[name] = None
             continue
         if name == "fingerprint":

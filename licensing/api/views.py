@@ -4,6 +4,8 @@ Querysets need no tenant filter: each tenant's rows live in its own schema, so a
 tenant is simply not there and answers 404.
 """
 
+from collections.abc import Callable
+
 from django.contrib.auth import get_user_model
 from django.db import connection, router
 from django.db.models import Prefetch, Q
@@ -41,6 +43,8 @@ from licensing.api.serializers import (
     checked_license_answer,
     license_answer,
     license_answers,
+    plain_activation_request,
+    plain_machine_request,
     plain_validation_request,
 )
 from licensing.models import (
@@ -352,6 +356,9 @@ class ClientApplicationView(SignedAnswers, APIView):
     permission_classes = [AllowAny]
     abuse_scope = "validate"  # one guessing budget for every endpoint that takes a licence key
     request_serializer: type[serializers.Serializer]
+    # The serializer's validated data of a request it takes as sent, found without it; None for
+    # anything else (licensing.api.serializers.plain_validation_request).
+    plain_request: Callable[[object], dict | None] | None = None
 
     def key_request(self) -> dict:
         """The request's fields, once its address is allowed another try (else 429)."""
@@ -359,6 +366,11 @@ class ClientApplicationView(SignedAnswers, APIView):
         return self.request_fields(self.request.data)
 
     def request_fields(self, data) -> dict:
+        # A well-formed request needs no serializer; anything unusual goes through it.
+        if self.plain_request is not None:
+            fields = self.plain_request(data)
+            if fields is not None:
+                return fields
         serializer = self.request_serializer(data=data)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
@@ -394,10 +406,7 @@ class LicenseValidationView(ClientApplicationView):
     """POST /v1/licenses/validate: for client applications, without a token."""
 
     request_serializer = ValidationRequestSerializer
-
-    def request_fields(self, data) -> dict:
-        # A well-formed request needs no serializer; anything unusual goes through it.
-        return plain_validation_request(data) or super().request_fields(data)
+    plain_request = staticmethod(plain_validation_request)
 
     def post(self, request):
         return Response(validation_answer(request, self.key_request()), headers=NO_STORE)
@@ -441,6 +450,7 @@ class LicenseActivationView(ClientApplicationView):
     """
 
     request_serializer = ActivationRequestSerializer
+    plain_request = staticmethod(plain_activation_request)
     error_responses = {"409": "ActivationLimitReached"}  # api.openapi: components/responses
 
     def post(self, request):
@@ -468,6 +478,7 @@ class LicenseHeartbeatView(ClientApplicationView):
     """
 
     request_serializer = LicenseKeyRequestSerializer
+    plain_request = staticmethod(plain_machine_request)
     error_responses = {"409": "ActivationLimitReached"}  # api.openapi: components/responses
 
     def post(self, request):
@@ -489,6 +500,7 @@ class LicenseDeactivationView(ClientApplicationView):
     """
 
     request_serializer = LicenseKeyRequestSerializer
+    plain_request = staticmethod(plain_machine_request)
     error_responses = {"404": "MachineNotFound", "409": "DeactivationLimitReached"}
 
     def post(self, request):

@@ -176,3 +176,58 @@ def test_a_plain_request_is_read_as_the_serializer_reads_it(data):
         assert plain == dict(serializer.validated_data)
     else:
         assert plain is None
+
+
+PLAIN_MACHINE_REQUESTS = [
+    {"key": "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", "fingerprint": "hw-1"},
+    {"key": "", "fingerprint": "a b"},
+    {"key": "k", "fingerprint": "a" * 255, "nonce": "n" * 64, "product": "ignored", "extra": 1},
+]
+UNUSUAL_MACHINE_REQUESTS = [
+    {"key": "k"},
+    {"key": "k", "fingerprint": None},
+    {"key": "k", "fingerprint": ""},
+    {"key": "k", "fingerprint": " abc"},
+    {"key": "k", "fingerprint": "a" * 256},
+    {"key": "k", "fingerprint": 7},
+    {"key": "k", "fingerprint": "é"},
+    {"key": None, "fingerprint": "hw"},
+    {"key": "k", "fingerprint": "hw", "nonce": ""},
+    {"key": "k", "fingerprint": "hw", "nonce": None},
+    {"key": "k", "fingerprint": "hw", "nonce": "n" * 65},
+    ["key", "fingerprint"],
+]
+# Valid, but the activation's serializer reads them (trimmed text, cleaned metadata).
+DESCRIBED_MACHINES = [
+    {"key": "k", "fingerprint": "hw", "name": "Ada"},
+    {"key": "k", "fingerprint": "hw", "platform": "linux"},
+    {"key": "k", "fingerprint": "hw", "hostname": " ada "},
+    {"key": "k", "fingerprint": "hw", "metadata": {}},
+]
+
+
+@pytest.mark.parametrize(
+    "data", PLAIN_MACHINE_REQUESTS + UNUSUAL_MACHINE_REQUESTS + DESCRIBED_MACHINES
+)
+def test_a_plain_machine_request_is_read_as_its_serializers_read_it(data):
+    """Heartbeat and deactivation (LicenseKeyRequestSerializer) and activation
+    (ActivationRequestSerializer): the plain readers answer only what the serializer accepts, with
+    the same fields; anything else is left to the serializer (None)."""
+    from licensing.api.serializers import (
+        ActivationRequestSerializer,
+        LicenseKeyRequestSerializer,
+        plain_activation_request,
+        plain_machine_request,
+    )
+
+    for serializer_class, plain in (
+        (LicenseKeyRequestSerializer, plain_machine_request(data)),
+        (ActivationRequestSerializer, plain_activation_request(data)),
+    ):
+        serializer = serializer_class(data=data)
+        described = serializer_class is ActivationRequestSerializer and data in DESCRIBED_MACHINES
+        if data in PLAIN_MACHINE_REQUESTS or (data in DESCRIBED_MACHINES and not described):
+            assert serializer.is_valid(), serializer.errors
+            assert plain == dict(serializer.validated_data)
+        else:
+            assert plain is None
