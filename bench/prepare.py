@@ -30,6 +30,10 @@ class Fixture:
     access_token: str
     deep_cursor_url: str
     deep_position: int
+    fingerprint: str  # a machine activated on valid_key (heartbeats, activation again)
+
+
+BENCH_FINGERPRINT = "bench-machine-0001"
 
 
 def progress(done: int, total: int, started: float, label: str) -> None:
@@ -143,6 +147,7 @@ def prepare(licences: int, *, quiet: bool = False) -> Fixture:
     from django.test import Client
     from django_tenants.utils import schema_context
 
+    from licensing import services
     from licensing.models import License
     from tokens.models import UserToken
     from tokens.services import create_user_token
@@ -155,6 +160,7 @@ def prepare(licences: int, *, quiet: bool = False) -> Fixture:
         _, secret = create_user_token(owner=owner, name="bench", permissions=["view_licenses"])
         valid = License.objects.filter(status="active", expires_at__isnull=True)
         licence = valid.order_by("-id").first()
+        services.activate_machine(licence.key, BENCH_FINGERPRINT, name="bench machine")
         # 90 % of the way through the listed (active) licences, in the list's order (by id).
         listed = License.objects.filter(status="active").order_by("id")
         deep_position = listed.values_list("id", flat=True)[int(listed.count() * 0.9)]
@@ -174,4 +180,5 @@ def prepare(licences: int, *, quiet: bool = False) -> Fixture:
         access_token=access,
         deep_cursor_url=deep_cursor(first["next"], deep_position),
         deep_position=deep_position,
+        fingerprint=BENCH_FINGERPRINT,
     )

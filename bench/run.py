@@ -25,12 +25,13 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from bench import env as bench_env
 from bench import instructions, loadgen
-from bench.servers import SERVERS, Server, available
+from bench.servers import SERVERS, TIMED_APP, Server, available, worker_times
 
 ROOT = bench_env.ROOT
 
@@ -79,16 +80,29 @@ def endpoints(fixture) -> list[tuple[str, loadgen.Target]]:
                 0, "/v1/auth/token", HOST, "POST", json.dumps({"user_token": fixture.secret})
             ),
         ),
+        ("heartbeat", machine_target("/v1/licenses/heartbeat", fixture)),
+        ("activate", machine_target("/v1/licenses/activate", fixture)),
         ("licence", loadgen.Target(0, f"/v1/licenses/{fixture.licence_id}", HOST, headers=bearer)),
         ("list-first", loadgen.Target(0, "/v1/licenses?status=active", HOST, headers=bearer)),
         ("list-deep", loadgen.Target(0, fixture.deep_cursor_url, HOST, headers=bearer)),
     ]
 
 
+def machine_target(path: str, fixture) -> loadgen.Target:
+    """A request about the fixture's activated machine: every one beats (or finds active) the
+    same row, as one machine's client would."""
+    from bench.prepare import HOST
+
+    body = {"key": fixture.valid_key, "fingerprint": fixture.fingerprint}
+    return loadgen.Target(0, path, HOST, "POST", json.dumps(body))
+
+
 LABELS = {
     "reference": "GET /bench/reference (reference)",
     "validate": "POST /v1/licenses/validate",
     "token": "POST /v1/auth/token",
+    "heartbeat": "POST /v1/licenses/heartbeat",
+    "activate": "  activate, already active",
     "licence": "GET /v1/licenses/{id}",
     "list-first": "GET /v1/licenses?status=active",
     "list-deep": "  same, page 90% deep",
@@ -101,6 +115,8 @@ def check_answer(name: str, body: dict) -> None:
         "reference": body.get("ok") is not True,
         "validate": body.get("valid") is not True,
         "token": not body.get("access_token"),
+        "heartbeat": body.get("status") != "active",
+        "activate": body.get("status") != "active",
         "licence": not body.get("key"),
         "list-first": len(body.get("results", [])) < 2 or not body.get("next"),
         "list-deep": len(body.get("results", [])) < 2 or not body.get("previous"),
@@ -193,24 +209,41 @@ def measure_server(name, environment, args, targets, only=None) -> dict:
                 f"CPU {figures['cpu_ms_per_request']:.2f} ms/request",
                 file=sys.stderr,
             )
-        if only is None and not args.skip_half_load:
-            rate = results["validate"]["rps"] / 2
-            target = dict(targets)["validate"]
-            half = drive(
-                target, args.port, args.concurrency, args.duration, "python", rate, args.clients
-            )
-            results["validate-half-load"] = half
-            print(
-                f"  {name:17} validate at {rate:.0f} req/s (half load): "
-                f"p50 {half['p50_ms']:.1f} ms  p99 {half['p99_ms']:.1f} ms; sent "
-                f"{half['sent_rate']:.0f} req/s, client lag p99 {half['client_lag_p99_ms']:.1f} ms"
-                + (" (CLIENT-LIMITED: not the server's figure)" if half["client_limited"] else ""),
-                file=sys.stderr,
-            )
         results["peak_worker_memory_mib"] = server.peak_worker_memory_mib()
     finally:
         server.stop()
+    if only is None and not args.skip_half_load:
+        rate = results["validate"]["rps"] / 2
+        results["validate-half-load"] = half_load(name, environment, args, targets, rate)
     return results
+
+
+def half_load(name, environment, args, targets, rate) -> dict:
+    """Validation at `rate` (open loop, the Python client) on a server of its own whose workers
+    write down each request's time (bench.timed_wsgi): the latency the client saw, and the part of
+    it the worker spent on the request."""
+    target = dict(targets)["validate"]
+    with tempfile.TemporaryDirectory() as timings:
+        server = Server(name, args.port, args.workers, app=TIMED_APP)
+        server.start({**environment, "BENCH_TIMINGS": timings}, bench_env.RESULTS / "half-load.log")
+        try:
+            drive(target, args.port, args.concurrency, args.warmup, args.tool)  # warm-up
+            start = time.time()
+            half = drive(
+                target, args.port, args.concurrency, args.duration, "python", rate, args.clients
+            )
+            half |= worker_times(timings, start, time.time())
+        finally:
+            server.stop()
+    print(
+        f"  {name:17} validate at {rate:.0f} req/s (half load): "
+        f"p50 {half['p50_ms']:.1f} ms  p99 {half['p99_ms']:.1f} ms; sent "
+        f"{half['sent_rate']:.0f} req/s, client lag p99 {half['client_lag_p99_ms']:.1f} ms; "
+        f"in the workers p99 {half.get('worker_p99_ms', 0):.1f} ms"
+        + (" (CLIENT-LIMITED: not the server's figure)" if half["client_limited"] else ""),
+        file=sys.stderr,
+    )
+    return half
 
 
 def table(report: dict) -> str:
@@ -254,6 +287,12 @@ def table(report: dict) -> str:
                 f"  (scheduled {half['target_rate']:.0f} req/s by {half.get('clients', 1)} "
                 f"client(s), sent {half['sent_rate']:.0f}; client lag p99 "
                 f"{half['client_lag_p99_ms']:.1f} ms: {verdict})"
+            )
+        if "worker_p99_ms" in half:
+            lines.append(
+                f"  (in the workers, from taking a request to its answer: p50 "
+                f"{half['worker_p50_ms']:.1f} ms, p99 {half['worker_p99_ms']:.1f} ms, max "
+                f"{half['worker_max_ms']:.1f} ms over {half['worker_requests']} requests)"
             )
     memory = run.get("peak_worker_memory_mib")
     if memory:

@@ -17,19 +17,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+APP = "config.wsgi:application"
+TIMED_APP = "bench.timed_wsgi:application"  # the same, each request's time written down
+
 SERVERS = {
-    "gunicorn-sync": lambda port, workers: [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
+    "gunicorn-sync": lambda port, workers, app=APP: [
+        sys.executable, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "sync",
         "--log-level", "warning", "--backlog", "2048",
     ],
-    "gunicorn-gthread": lambda port, workers: [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
+    "gunicorn-gthread": lambda port, workers, app=APP: [
+        sys.executable, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
         "--threads", "4", "--log-level", "warning", "--backlog", "2048",
     ],
-    "granian": lambda port, workers: [
-        sys.executable, "-m", "granian", "--interface", "wsgi", "config.wsgi:application",
+    "granian": lambda port, workers, app=APP: [
+        sys.executable, "-m", "granian", "--interface", "wsgi", app,
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--blocking-threads", "1", "--no-access-log", "--log-level", "warning",
     ],
@@ -98,13 +101,14 @@ class Server:
     process: subprocess.Popen | None = None
     log: Path | None = None
     drainer: subprocess.Popen | None = None
+    app: str = APP  # the WSGI application, module:name
 
     def start(self, env: dict[str, str], log: Path, timeout: float = 60) -> None:
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as output:
             self.process = subprocess.Popen(
-                SERVERS[self.name](self.port, self.workers),
+                SERVERS[self.name](self.port, self.workers, self.app),
                 cwd=ROOT,
                 env=env,
                 stdout=output,
@@ -164,3 +168,27 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+
+
+def worker_times(directory: str, start: float, end: float) -> dict:
+    """p50, p99 and the maximum of the workers' times (ms) of the requests they took in [start,
+    end], as TIMED_APP wrote them into `directory`."""
+    times = []
+    for path in Path(directory).glob("worker-*.txt"):
+        for line in path.read_text().splitlines():
+            taken, spent = (float(part) for part in line.split())
+            if start <= taken <= end:
+                times.append(spent * 1000)
+    if not times:
+        return {}
+    times.sort()
+
+    def at(share: float) -> float:
+        return times[min(len(times) - 1, int(share * len(times)))]
+
+    return {
+        "worker_requests": len(times),
+        "worker_p50_ms": at(0.50),
+        "worker_p99_ms": at(0.99),
+        "worker_max_ms": times[-1],
+    }
