@@ -163,8 +163,8 @@ MIDDLEWARE = [
     # Expired licence -> 403 on /v1/; X-RateLimit-* headers on every /v1/ answer.
     "tenants.throttling.TenantLicenceMiddleware",
     "api.errors.ApiErrorMiddleware",
-    # POST /v1/licenses/validate's plain requests, answered without URL resolution or DRF.
-    "licensing.api.hot_path.HotValidationMiddleware",
+    # Plain requests to validate, heartbeat and activate, answered without URL resolution or DRF.
+    "licensing.api.hot_path.HotPathMiddleware",
     # Django's own, for browser pages; they pass API requests (/v1/) through (config/middleware.py).
     "config.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",  # as is: it sets Content-Length on API answers

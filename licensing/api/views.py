@@ -378,13 +378,23 @@ class ClientApplicationView(SignedAnswers, APIView):
     def checked(self, code: ValidationCode) -> None:
         checked(self.request, code, self.abuse_scope)
 
-    def machine_answer(self, result: services.ValidationResult, nonce, status_code=200) -> Response:
-        """The machine of an activation or heartbeat, or the licence check that refused it."""
-        if result.machine is None:
-            body, status_code = validation_body(result.code, result.license), status.HTTP_200_OK
-        else:
-            body = activated_machine_answer(result.machine, result.rules)
-        return Response(self.signed_body(body, nonce), status=status_code, headers=NO_STORE)
+
+# An answer before it is a response: status, body, headers (a view's and its hot path's).
+Answer = tuple[int, dict, dict]
+
+
+def respond(answer: Answer) -> Response:
+    status_code, body, headers = answer
+    return Response(body, status=status_code, headers=headers)
+
+
+def machine_answer(request, result: services.ValidationResult, nonce, status_code=200) -> Answer:
+    """The machine of an activation or heartbeat, or the licence check that refused it."""
+    if result.machine is None:
+        body, status_code = validation_body(result.code, result.license), status.HTTP_200_OK
+    else:
+        body = activated_machine_answer(result.machine, result.rules)
+    return status_code, signed_body(request, body, nonce), NO_STORE
 
 
 def validation_body(code: ValidationCode, license) -> dict:
@@ -435,9 +445,9 @@ def checked_answer(request, data: dict, check: services.KeyCheck) -> dict:
     return signed_body(request, answer, data.get("nonce"))
 
 
-def limit_reached(message: str, retry_after: int | None = None) -> Response:
+def limit_reached(message: str, retry_after: int | None = None) -> Answer:
     headers = {**NO_STORE, **({"Retry-After": str(retry_after)} if retry_after else {})}
-    return Response(error_body(message), status=status.HTTP_409_CONFLICT, headers=headers)
+    return status.HTTP_409_CONFLICT, error_body(message), headers
 
 
 @openapi.activation
@@ -454,17 +464,23 @@ class LicenseActivationView(ClientApplicationView):
     error_responses = {"409": "ActivationLimitReached"}  # api.openapi: components/responses
 
     def post(self, request):
-        fields = self.key_request()
-        nonce = fields.pop("nonce", None)
-        try:
-            result = services.activate_machine(
-                fields.pop("key"), fields.pop("fingerprint"), request=request, **fields
-            )
-        except services.ActivationLimitReached:
-            return limit_reached(ACTIVATION_LIMIT_REACHED)
-        self.checked(result.code)
-        created = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return self.machine_answer(result, nonce, created)
+        return respond(activation_answer(request, self.key_request()))
+
+
+def activation_answer(request, fields: dict) -> Answer:
+    """The answer to an activation with these request fields, once the client's address was
+    allowed the attempt: LicenseActivationView's and its hot path's (licensing.api.hot_path)."""
+    fields = dict(fields)
+    nonce = fields.pop("nonce", None)
+    try:
+        result = services.activate_machine(
+            fields.pop("key"), fields.pop("fingerprint"), request=request, **fields
+        )
+    except services.ActivationLimitReached:
+        return limit_reached(ACTIVATION_LIMIT_REACHED)
+    checked(request, result.code, ClientApplicationView.abuse_scope)
+    created = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    return machine_answer(request, result, nonce, created)
 
 
 @openapi.heartbeat
@@ -482,13 +498,18 @@ class LicenseHeartbeatView(ClientApplicationView):
     error_responses = {"409": "ActivationLimitReached"}  # api.openapi: components/responses
 
     def post(self, request):
-        data = self.key_request()
-        try:
-            result = services.heartbeat(data["key"], data["fingerprint"], request=request)
-        except services.ActivationLimitReached:
-            return limit_reached(ACTIVATION_LIMIT_REACHED)
-        self.checked(result.code)
-        return self.machine_answer(result, data.get("nonce"))
+        return respond(heartbeat_answer(request, self.key_request()))
+
+
+def heartbeat_answer(request, data: dict) -> Answer:
+    """The answer to a heartbeat with these request fields, once the client's address was allowed
+    the attempt: LicenseHeartbeatView's and its hot path's (licensing.api.hot_path)."""
+    try:
+        result = services.heartbeat(data["key"], data["fingerprint"], request=request)
+    except services.ActivationLimitReached:
+        return limit_reached(ACTIVATION_LIMIT_REACHED)
+    checked(request, result.code, ClientApplicationView.abuse_scope)
+    return machine_answer(request, result, data.get("nonce"))
 
 
 @openapi.deactivation
@@ -511,7 +532,7 @@ class LicenseDeactivationView(ClientApplicationView):
             self.checked(ValidationCode.NOT_FOUND)
             raise NotFound from None
         except services.DeactivationLimitReached as refused:
-            return limit_reached(DEACTIVATION_LIMIT_REACHED, refused.retry_after)
+            return respond(limit_reached(DEACTIVATION_LIMIT_REACHED, refused.retry_after))
         return Response(status=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
 
 
