@@ -60,6 +60,16 @@ def _public_schema_between_tests():
 
 
 @pytest.fixture(autouse=True)
+def _no_cached_tenants():
+    """Each test resolves its tenants afresh: a request served on another thread (its own
+    connection, outside the test's transaction) may leave a tenant in the process's cache that
+    the test then changes with `update()`, which tells no cache (tenants.resolution)."""
+    from tenants.resolution import tenant_cache
+
+    tenant_cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rate_counters(settings):
     """Each test counts licence requests and failed attempts from zero: Redis counters outlive the
     test's transaction, so every test gets its own django-ratelimit key prefix."""
