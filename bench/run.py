@@ -9,7 +9,8 @@ Method (docs/performance.md has the details and the latest figures):
    server (gunicorn sync, --full-run-server) then serves the full run;
 3. a separate load-generator process (wrk, else bench/loadgen.py) drives each endpoint for
    --duration seconds at --concurrency connections, after a warm-up;
-4. for each endpoint: requests/s, p50/p99 latency, the ratio to the reference's requests/s, SQL
+4. for each endpoint: requests/s, p50/p99 latency, the ratio to the reference's requests/s (the
+   reference measured again for half the duration right before each endpoint), SQL
    queries per warm request (counted in-process with Django's test client), and the workers' peak
    memory; validation's latency is measured again at half its maximum load (open loop);
 5. with --tenants N: N tenants, the time to provision one more, `migrate_schemas` with nothing to
@@ -193,16 +194,27 @@ def measure_server(name, environment, args, targets, only=None) -> dict:
     server = Server(name, args.port, args.workers)
     server.start(environment, bench_env.RESULTS / f"server-{name}.log")
     results = {}
+    reference = dict(targets)["reference"]
     try:
         for endpoint, target in targets:
             if only and endpoint not in only:
                 continue
+            if endpoint != "reference":
+                # The reference again, right before: this VM's speed drifts within a run, so each
+                # ratio is taken against the reference measured next to it.
+                cpu_before = server.workers_cpu_seconds()
+                paired = drive(reference, args.port, args.concurrency, args.duration / 2, args.tool)
+                paired_cpu = server.workers_cpu_seconds() - cpu_before
             drive(target, args.port, args.concurrency, args.warmup, args.tool)  # warm-up
             cpu_before = server.workers_cpu_seconds()
             figures = drive(target, args.port, args.concurrency, args.duration, args.tool)
             # Worker CPU per request: the server's own cost, whatever else shares the machine.
             used = server.workers_cpu_seconds() - cpu_before
             figures["cpu_ms_per_request"] = used * 1000 / max(1, figures["requests"])
+            if endpoint != "reference":
+                figures["paired_reference_rps"] = paired["rps"]
+                requests = max(1, paired["requests"])
+                figures["paired_reference_cpu_ms"] = paired_cpu * 1000 / requests
             if figures["errors"]:
                 raise SystemExit(f"{name} {endpoint}: {figures['errors']} failed requests")
             results[endpoint] = figures
@@ -259,17 +271,19 @@ def table(report: dict) -> str:
         f"Machine: {report['machine']['nproc']} cores, {report['machine']['cpu']}, "
         f"{report['machine']['memory_gib']} GiB",
         "",
-        f"{'endpoint':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} "
+        f"{'endpoint':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ref/s':>6} {'ratio':>6} "
         f"{'goal':>5} {'queries':>7} {'redis':>5} {'CPU ms':>6} {'instr.':>7}",
     ]
     instructions = report.get("instructions") or {}
     for name, label in LABELS.items():
         figures = run["endpoints"][name]
-        ratio = figures["rps"] / reference
+        paired = figures.get("paired_reference_rps", reference)
+        ratio = figures["rps"] / paired
         goal = GOALS.get(name)
         lines.append(
             f"{label:34} {figures['rps']:8.0f} {figures['p50_ms']:7.1f} {figures['p99_ms']:7.1f} "
-            f"{ratio:6.2f} {('≥' + str(goal)) if goal else '':>5} {report['queries'][name]:7d} "
+            f"{paired:6.0f} {ratio:6.2f} {('≥' + str(goal)) if goal else '':>5} "
+            f"{report['queries'][name]:7d} "
             f"{report['redis_round_trips'].get(name, 0):5d} "
             f"{figures.get('cpu_ms_per_request', 0):6.2f} "
             f"{_millions(instructions.get(name)):>7}"
@@ -278,7 +292,7 @@ def table(report: dict) -> str:
     if half:
         lines.append(
             f"{'validate at half load (open loop)':34} {half['rps']:8.0f} {half['p50_ms']:7.1f} "
-            f"{half['p99_ms']:7.1f} {'':>6} {f'<{HALF_LOAD_P99_GOAL_MS:.0f}ms':>5}"
+            f"{half['p99_ms']:7.1f} {'':>6} {'':>6} {f'<{HALF_LOAD_P99_GOAL_MS:.0f}ms':>5}"
         )
         if "client_lag_p99_ms" in half:
             verdict = (
@@ -439,8 +453,10 @@ def main(argv=None) -> int:
         run = report["run"]["endpoints"]
         report["run"]["validate-half-load"] = run.pop("validate-half-load", None)
         report["run"]["peak_worker_memory_mib"] = run.pop("peak_worker_memory_mib", None)
-        reference = run["reference"]["rps"]
-        report["ratios"] = {name: run[name]["rps"] / reference for name in run}
+        report["ratios"] = {
+            name: run[name]["rps"] / run[name].get("paired_reference_rps", run["reference"]["rps"])
+            for name in run
+        }
         print(table(report))
     elif report.get("tenants"):
         t = report["tenants"]
