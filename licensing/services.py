@@ -707,15 +707,27 @@ class CheckedLicense(NamedTuple):
     fingerprint_dies_at: datetime | None
 
 
+def _quoted_tables() -> tuple[str, str, str, str]:
+    """The quoted tables of the statements written once per process: licence, product, plan,
+    machine."""
+    quote = connection.ops.quote_name
+    return tuple(quote(model._meta.db_table) for model in (License, Product, Plan, Machine))
+
+
+def _active_machines_sql(machine: str) -> str:
+    """The count of the licence `l`'s machines that take a slot (`alive`); parameter: now."""
+    return (
+        f"(SELECT COUNT(*) FROM {machine} u WHERE u.license_id = l.id "  # noqa: S608 (quoted name)
+        "AND u.deactivated_at IS NULL AND (u.dies_at IS NULL OR u.dies_at > %s))"
+    )
+
+
 @lru_cache(maxsize=2)
 def _checked_license_sql(with_fingerprint: bool) -> str:
     """The validation's one SELECT, written once per process: the ORM's version spent more time
     compiling itself than PostgreSQL spends running it (docs/performance.md). Parameters: now,
     then the fingerprint when there is one, then the key."""
-    quote = connection.ops.quote_name
-    license, product, plan, machine = (
-        quote(model._meta.db_table) for model in (License, Product, Plan, Machine)
-    )
+    license, product, plan, machine = _quoted_tables()
     machine_columns, machine_join = "NULL, NULL", ""
     if with_fingerprint:
         machine_columns = "f.id, f.dies_at"
@@ -726,9 +738,7 @@ def _checked_license_sql(with_fingerprint: bool) -> str:
         )
     return (
         "SELECT l.id, l.status, l.starts_at, l.expires_at, p.code, pl.code, pl.entitlements, "  # noqa: S608 (quoted names)
-        f"pl.max_activations, (SELECT COUNT(*) FROM {machine} u "
-        "WHERE u.license_id = l.id AND u.deactivated_at IS NULL "
-        f"AND (u.dies_at IS NULL OR u.dies_at > %s)), {machine_columns} "
+        f"pl.max_activations, {_active_machines_sql(machine)}, {machine_columns} "
         f"FROM {license} l JOIN {product} p ON p.id = l.product_id "
         f"JOIN {plan} pl ON pl.id = l.plan_id {machine_join}WHERE l.key = %s LIMIT 1"
     )
@@ -911,15 +921,11 @@ def _activation_sql() -> str:
     after `_lock_sql` as a statement of its own, so that it counts what was committed while it
     waited for the lock (a row lock taken by the same statement would leave the count at the
     statement's snapshot, before the wait). Parameters: now, the fingerprint, the key."""
-    quote = connection.ops.quote_name
-    license, product, plan, machine = (
-        quote(model._meta.db_table) for model in (License, Product, Plan, Machine)
-    )
+    license, product, plan, machine = _quoted_tables()
     return (
         "SELECT l.id, l.status, l.starts_at, l.expires_at, p.code, pl.max_activations, "  # noqa: S608 (quoted names)
         "pl.heartbeat_seconds, pl.heartbeat_grace_seconds, pl.revive_seconds, "
-        f"(SELECT COUNT(*) FROM {machine} u WHERE u.license_id = l.id "
-        "AND u.deactivated_at IS NULL AND (u.dies_at IS NULL OR u.dies_at > %s)), "
+        f"{_active_machines_sql(machine)}, "
         "f.id, f.name, f.platform, f.hostname, f.metadata, f.activated_at, f.last_heartbeat_at, "
         f"f.dies_at FROM {license} l JOIN {product} p ON p.id = l.product_id "
         f"JOIN {plan} pl ON pl.id = l.plan_id LEFT JOIN LATERAL (SELECT * FROM {machine} "
@@ -1057,10 +1063,7 @@ def _beating_machine_sql() -> str:
     """A heartbeat's first SELECT, written once per process (as `_checked_license_sql`): the key's
     undeactivated machine with this fingerprint, its licence's code columns and its plan's rules.
     Parameters: the key, the fingerprint."""
-    quote = connection.ops.quote_name
-    license, product, plan, machine = (
-        quote(model._meta.db_table) for model in (License, Product, Plan, Machine)
-    )
+    license, product, plan, machine = _quoted_tables()
     return (
         "SELECT m.id, m.license_id, m.fingerprint, m.name, m.platform, m.hostname, m.metadata, "  # noqa: S608 (quoted names)
         "m.activated_at, m.dies_at, l.status, l.starts_at, l.expires_at, p.code, "
