@@ -907,6 +907,18 @@ class _ActivationRow(NamedTuple):
     dies_at: datetime | None
 
 
+def _row_code(row, missing: ValidationCode, now: datetime) -> ValidationCode:
+    """The licence's code from a row of `_activation_sql` or `_beating_machine_sql`; `missing`
+    when there is no row."""
+    if row is None:
+        return missing
+    return _license_code(row.status, row.starts_at, row.expires_at, row.product, None, now)
+
+
+def _rules(row) -> HeartbeatRules:
+    return HeartbeatRules(row.heartbeat_seconds, row.heartbeat_grace_seconds, row.revive_seconds)
+
+
 @lru_cache(maxsize=1)
 def _lock_sql() -> str:
     """Lock a licence by its key until the transaction ends: activations and deactivations of one
@@ -961,15 +973,9 @@ def activate_machine(
             cursor.execute(_activation_sql(), [now, fingerprint, lookup])
             row = cursor.fetchone()
         found = _ActivationRow(*row) if row else None
-        code = ValidationCode.NOT_FOUND
-        if found is not None:
-            code = _license_code(
-                found.status, found.starts_at, found.expires_at, found.product, None, now
-            )
+        code = _row_code(found, ValidationCode.NOT_FOUND, now)
         if code == ValidationCode.VALID:
-            rules = HeartbeatRules(
-                found.heartbeat_seconds, found.heartbeat_grace_seconds, found.revive_seconds
-            )
+            rules = _rules(found)
             active = found.machine_id is not None and (found.dies_at is None or found.dies_at > now)
             if active:
                 live = LiveMachine(
@@ -1099,16 +1105,10 @@ def heartbeat(key: str, fingerprint: str, *, request=None) -> ValidationResult:
         cursor.execute(_beating_machine_sql(), [lookup, fingerprint])
         row = cursor.fetchone()
         found = _BeatingRow(*row) if row else None
-        code = ValidationCode.FINGERPRINT_NOT_ACTIVATED
-        if found is not None:
-            code = _license_code(
-                found.status, found.starts_at, found.expires_at, found.product, None, now
-            )
+        code = _row_code(found, ValidationCode.FINGERPRINT_NOT_ACTIVATED, now)
         alive_now = found is not None and (found.dies_at is None or found.dies_at > now)
         if code == ValidationCode.VALID and alive_now:
-            rules = HeartbeatRules(
-                found.heartbeat_seconds, found.heartbeat_grace_seconds, found.revive_seconds
-            )
+            rules = _rules(found)
             dies_at = dies_at_for(rules, now)
             cursor.execute(_beat_sql(), [now, dies_at, found.id, now])
             if cursor.rowcount == 1:
