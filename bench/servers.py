@@ -127,6 +127,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()  # the drain job too, or it outlives the run
                 raise RuntimeError(f"{self.name} exited: {log.read_text()[-2000:]}")
             if self.answers() and len(self.worker_pids()) >= self.workers:
                 return
