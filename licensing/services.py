@@ -976,8 +976,7 @@ def activate_machine(
         code = _row_code(found, ValidationCode.NOT_FOUND, now)
         if code == ValidationCode.VALID:
             rules = _rules(found)
-            active = found.machine_id is not None and (found.dies_at is None or found.dies_at > now)
-            if active:
+            if _machine_code(found.machine_id, found.dies_at, now) == ValidationCode.VALID:
                 live = LiveMachine(
                     id=found.machine_id,
                     fingerprint=fingerprint,
@@ -988,7 +987,6 @@ def activate_machine(
                     activated_at=found.activated_at,
                     last_heartbeat_at=found.last_heartbeat_at,
                     dies_at=found.dies_at,
-                    rules=rules,
                 )
                 return ValidationResult(code, None, live, rules=rules)
             if _has_free_slot(found.max_activations, found.used):
@@ -1039,7 +1037,6 @@ class LiveMachine(NamedTuple):
     activated_at: datetime
     last_heartbeat_at: datetime
     dies_at: datetime | None
-    rules: HeartbeatRules
     status: str = MachineStatus.ACTIVE
 
 
@@ -1106,8 +1103,10 @@ def heartbeat(key: str, fingerprint: str, *, request=None) -> ValidationResult:
         row = cursor.fetchone()
         found = _BeatingRow(*row) if row else None
         code = _row_code(found, ValidationCode.FINGERPRINT_NOT_ACTIVATED, now)
-        alive_now = found is not None and (found.dies_at is None or found.dies_at > now)
-        if code == ValidationCode.VALID and alive_now:
+        if (
+            code == ValidationCode.VALID
+            and _machine_code(found.id, found.dies_at, now) == ValidationCode.VALID
+        ):
             rules = _rules(found)
             dies_at = dies_at_for(rules, now)
             cursor.execute(_beat_sql(), [now, dies_at, found.id, now])
@@ -1122,7 +1121,6 @@ def heartbeat(key: str, fingerprint: str, *, request=None) -> ValidationResult:
                     activated_at=found.activated_at,
                     last_heartbeat_at=now,
                     dies_at=dies_at,
-                    rules=rules,
                 )
                 return ValidationResult(code, None, live, rules=rules)
     if code != ValidationCode.VALID:

@@ -585,8 +585,8 @@ class ActivatedMachineSerializer(serializers.ModelSerializer):
 
 def activated_machine_answer(machine, rules, zone=None) -> dict:
     """ActivatedMachineSerializer's representation without a serializer (the same JSON, byte for
-    byte: tests/licensing/test_machines.py): a `Machine` with its plan, or a heartbeat's
-    `services.BeatenMachine` with its `HeartbeatRules`."""
+    byte: tests/licensing/test_machines.py): a `Machine` with its plan, or a
+    `services.LiveMachine` with its `HeartbeatRules`."""
     zone = zone or timezone.get_current_timezone()
     deadline = services.heartbeat_deadline(machine, rules)
     return {
