@@ -263,6 +263,11 @@ def half_load(name, environment, args, targets) -> dict:
     return half
 
 
+def ratio_to_reference(figures: dict, reference_rps: float) -> float:
+    """An endpoint's requests/s over the reference's measured right before it (else the run's)."""
+    return figures["rps"] / figures.get("paired_reference_rps", reference_rps)
+
+
 def table(report: dict) -> str:
     run = report["run"]
     reference = run["endpoints"]["reference"]["rps"]
@@ -280,7 +285,7 @@ def table(report: dict) -> str:
     for name, label in LABELS.items():
         figures = run["endpoints"][name]
         paired = figures.get("paired_reference_rps", reference)
-        ratio = figures["rps"] / paired
+        ratio = ratio_to_reference(figures, reference)
         goal = GOALS.get(name)
         lines.append(
             f"{label:34} {figures['rps']:8.0f} {figures['p50_ms']:7.1f} {figures['p99_ms']:7.1f} "
@@ -455,10 +460,8 @@ def main(argv=None) -> int:
         run = report["run"]["endpoints"]
         report["run"]["validate-half-load"] = run.pop("validate-half-load", None)
         report["run"]["peak_worker_memory_mib"] = run.pop("peak_worker_memory_mib", None)
-        report["ratios"] = {
-            name: run[name]["rps"] / run[name].get("paired_reference_rps", run["reference"]["rps"])
-            for name in run
-        }
+        reference = run["reference"]["rps"]
+        report["ratios"] = {name: ratio_to_reference(run[name], reference) for name in run}
         print(table(report))
     elif report.get("tenants"):
         t = report["tenants"]
