@@ -56,6 +56,10 @@ _KEY_SEPARATORS = re.compile(r"[\s\-_]+")
 _KEY_MISREADINGS = str.maketrans({"I": "1", "L": "1", "O": "0"})
 _KEY_SYMBOLS = frozenset(KEY_ALPHABET)
 MAX_KEY_INPUT = 64
+# A key already in its stored form (as client applications send it): nothing to normalise.
+_STORED_KEY = re.compile(
+    "-".join([f"[{re.escape(KEY_ALPHABET)}]{{{KEY_GROUP_LENGTH}}}"] * KEY_GROUPS)
+)
 
 MAX_METADATA_BYTES = 16 * 1024
 # A plan lasts at most a century: longer is a typo, and dates must stay within year 9999.
@@ -83,6 +87,8 @@ def normalise_license_key(raw: str) -> str | None:
     """The stored form of a key as a person may type it; None when it cannot be a key."""
     if len(raw) > MAX_KEY_INPUT:
         return None
+    if _STORED_KEY.fullmatch(raw):
+        return raw
     symbols = _KEY_SEPARATORS.sub("", raw).upper().translate(_KEY_MISREADINGS)
     if len(symbols) != KEY_LENGTH or not _KEY_SYMBOLS.issuperset(symbols):
         return None
@@ -593,6 +599,7 @@ def _machine_code(machine_id: int | None, dies_at: datetime | None, now) -> Vali
     return ValidationCode.VALID
 
 
+@lru_cache(maxsize=4096)  # pure; a client application's address comes back all day
 def _storable_address(address: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address(address)) if address else None

@@ -41,6 +41,18 @@ except ImportError:  # pragma: no cover - django-redis is a dependency; Redis it
 
 logger = logging.getLogger(__name__)
 
+# This process's id, kept up to date in a forked child: `os.getpid()` is a system call, and the
+# per-process state below is checked on every round trip.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class Op(StrEnum):
     INCR = "incr"  # create with the timeout if missing, else add: the new value
@@ -405,9 +417,9 @@ def _round_trip_connection(pool) -> tuple[_KeptConnection | _Borrowed, object]:
     round trip of the same thread borrows another. After a fork the pool starts again, and so
     does this."""
     connections = getattr(_pinned, "connections", None)
-    if connections is None or _pinned.pid != os.getpid():
+    if connections is None or _pinned.pid != _pid:
         connections = _pinned.connections = _Kept()
-        _pinned.pid = os.getpid()
+        _pinned.pid = _pid
     kept = connections.get(id(pool))
     if kept is None or kept.pool is not pool:  # (an id can be reused by a later pool)
         kept = connections[id(pool)] = _KeptConnection(pool, pool.get_connection())
@@ -433,12 +445,12 @@ class ProcessThread:
 
     def start(self, *args) -> None:
         """Start it with `args` unless this process started it already."""
-        if self._started_in == os.getpid():
+        if self._started_in == _pid:
             return
         with self._lock:
-            if self._started_in == os.getpid():
+            if self._started_in == _pid:
                 return
-            self._started_in = os.getpid()
+            self._started_in = _pid
         threading.Thread(target=self._target, args=args, daemon=True, name=self._name).start()
         atexit.register(self._at_exit)
 

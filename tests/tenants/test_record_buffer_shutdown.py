@@ -5,7 +5,9 @@ Each race is driven deterministically: the writer thread is held at a chosen poi
 while the other side runs.
 """
 
+import os
 import threading
+import time
 import uuid
 
 from django.db import connections
@@ -13,6 +15,7 @@ from django_tenants.utils import schema_context
 
 from licensing.models import LicenseValidation, ValidationCode
 from tenants import record_buffer
+from tenants.counters import ProcessThread
 from tenants.record_buffer import LocalQueue, queue_entry
 
 
@@ -105,3 +108,33 @@ def test_a_record_pushed_while_a_drain_sorts_the_queue_is_kept():
 
     assert drain_raised == push_raised == []
     assert sorted(str(schema) for schema, _ in queue._entries) == ["beta", "gamma"]
+
+
+def test_a_forked_worker_starts_its_own_writer_thread():
+    """ProcessThread knows its process by an id kept up to date at fork (no system call per
+    request): a forked child, as a gunicorn worker, starts a thread of its own; its parent's does
+    not run there."""
+    started = []
+    thread = ProcessThread(lambda: started.append(os.getpid()), lambda: None, "test-fork")
+    thread.start()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether it started a thread of its own, then leave at once
+        try:
+            before = len(started)
+            thread.start()
+            deadline = time.monotonic() + 5
+            while len(started) == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.write(write, b"1" if started[before:] == [os.getpid()] else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    thread.start()  # the parent's already runs: no second one
+    time.sleep(0.05)
+    assert started == [os.getpid()]
