@@ -189,7 +189,7 @@ def test_the_licence_limit_answers_as_the_view_does(settings, tenant_alpha, lice
 
 
 def test_the_abuse_throttle_answers_as_the_view_does(settings, tenant_alpha, licences):
-    settings.ABUSE_FAILURE_RATE = "2/m"
+    settings.ABUSE_FAILURE_RATE = "2/h"  # an hour: no window ends mid-test
     unknown = post({"key": "NOPE0-NOPE0-NOPE0-NOPE0-NOPE0"})
     known = post({"key": licences["active"].key})
     answers_ = same_answers(settings, tenant_alpha, [known, unknown, unknown, known], by="hot")
@@ -344,7 +344,7 @@ def test_other_machine_requests_go_to_the_view(settings, tenant_alpha, machines,
 def test_the_throttles_answer_machine_requests_as_the_view_does(
     settings, tenant_alpha, machines, path
 ):
-    settings.ABUSE_FAILURE_RATE = "2/m"
+    settings.ABUSE_FAILURE_RATE = "2/h"  # an hour: no window ends mid-test
     unknown = post({"key": "NOPE0-NOPE0-NOPE0-NOPE0-NOPE0", "fingerprint": "live"})
     known = post({"key": machines["live"].key, "fingerprint": "live"})
     requests = [known, unknown, unknown, known]
