@@ -11,8 +11,8 @@ Method (docs/performance.md has the details and the latest figures):
    --duration seconds at --concurrency connections, after a warm-up;
 4. for each endpoint: requests/s, p50/p99 latency, the ratio to the reference's requests/s (the
    reference measured again for half the duration right before each endpoint), SQL
-   queries per warm request (counted in-process with Django's test client), and the workers' peak
-   memory; validation's latency is measured again at half its maximum load (open loop);
+   queries per warm request (counted in-process with Django's test client), the workers' CPU and
+   the whole machine's per request (bench/cpu.py), and the workers' peak memory; validation's latency is measured again at half its maximum load (open loop);
 5. with --tenants N: N tenants, the time to provision one more, `migrate_schemas` with nothing to
    do, and the size of one empty tenant schema.
 """
@@ -30,8 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import cpu, instructions, loadgen
 from bench import env as bench_env
-from bench import instructions, loadgen
 from bench.servers import SERVERS, TIMED_APP, Server, available, worker_times
 
 ROOT = bench_env.ROOT
@@ -202,19 +202,27 @@ def measure_server(name, environment, args, targets, only=None) -> dict:
             if endpoint != "reference":
                 # The reference again, right before: this VM's speed drifts within a run, so each
                 # ratio is taken against the reference measured next to it.
-                cpu_before = server.workers_cpu_seconds()
+                cpu_before, machine_before = server.workers_cpu_seconds(), cpu.Snapshot.take()
                 paired = drive(reference, args.port, args.concurrency, args.duration / 2, args.tool)
                 paired_cpu = server.workers_cpu_seconds() - cpu_before
+                paired_machine = cpu.per_request(
+                    machine_before, cpu.Snapshot.take(), server, paired["requests"]
+                )
             drive(target, args.port, args.concurrency, args.warmup, args.tool)  # warm-up
-            cpu_before = server.workers_cpu_seconds()
+            cpu_before, machine_before = server.workers_cpu_seconds(), cpu.Snapshot.take()
             figures = drive(target, args.port, args.concurrency, args.duration, args.tool)
             # Worker CPU per request: the server's own cost, whatever else shares the machine.
             used = server.workers_cpu_seconds() - cpu_before
             figures["cpu_ms_per_request"] = used * 1000 / max(1, figures["requests"])
+            # And the whole machine's, by group (bench/cpu.py): what the throughput follows here.
+            figures["machine_cpu_ms"] = cpu.per_request(
+                machine_before, cpu.Snapshot.take(), server, figures["requests"]
+            )
             if endpoint != "reference":
                 figures["paired_reference_rps"] = paired["rps"]
                 requests = max(1, paired["requests"])
                 figures["paired_reference_cpu_ms"] = paired_cpu * 1000 / requests
+                figures["paired_reference_machine_cpu_ms"] = paired_machine
             if figures["errors"]:
                 raise SystemExit(f"{name} {endpoint}: {figures['errors']} failed requests")
             results[endpoint] = figures
@@ -268,6 +276,23 @@ def ratio_to_reference(figures: dict, reference_rps: float) -> float:
     return figures["rps"] / figures.get("paired_reference_rps", reference_rps)
 
 
+def machine_cpu_lines(endpoints: dict) -> list[str]:
+    """Validation's CPU per request across the machine by group, beside its paired reference's:
+    on shared cores the throughput ratio follows the `all` ratio (bench/cpu.py)."""
+    validate = endpoints.get("validate", {})
+    mine, reference = (
+        validate.get("machine_cpu_ms"),
+        validate.get("paired_reference_machine_cpu_ms"),
+    )
+    if not mine or not reference:
+        return []
+    parts = ", ".join(f"{group} {mine[group]:.2f}/{reference[group]:.2f}" for group in cpu.GROUPS)
+    return [
+        f"  (CPU ms per request across the machine, validate/reference: {parts}; "
+        f"all {mine['all']:.2f}/{reference['all']:.2f}, ratio {reference['all'] / mine['all']:.2f})"
+    ]
+
+
 def table(report: dict) -> str:
     run = report["run"]
     reference = run["endpoints"]["reference"]["rps"]
@@ -279,7 +304,7 @@ def table(report: dict) -> str:
         f"{report['machine']['memory_gib']} GiB",
         "",
         f"{'endpoint':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ref/s':>6} {'ratio':>6} "
-        f"{'goal':>5} {'queries':>7} {'redis':>5} {'CPU ms':>6} {'instr.':>7}",
+        f"{'goal':>5} {'queries':>7} {'redis':>5} {'CPU ms':>6} {'all ms':>6} {'instr.':>7}",
     ]
     instructions = report.get("instructions") or {}
     for name, label in LABELS.items():
@@ -293,8 +318,10 @@ def table(report: dict) -> str:
             f"{report['queries'][name]:7d} "
             f"{report['redis_round_trips'].get(name, 0):5d} "
             f"{figures.get('cpu_ms_per_request', 0):6.2f} "
+            f"{figures.get('machine_cpu_ms', {}).get('all', 0):6.2f} "
             f"{_millions(instructions.get(name)):>7}"
         )
+    lines += machine_cpu_lines(run["endpoints"])
     half = run.get("validate-half-load")
     if half:
         lines.append(
