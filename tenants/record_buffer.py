@@ -43,7 +43,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import caches
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import ForeignKey, Model
 from django_tenants.utils import schema_context
 
@@ -243,12 +243,15 @@ def write_entries(schema: str, entries: list) -> int:
 
 
 def _insert(model: type[Model], rows: list[dict]) -> int:
-    """`INSERT INTO t (...) SELECT ... FROM (VALUES ...) ON CONFLICT (request_id) DO NOTHING`;
-    a foreign key whose row was deleted meanwhile is stored as NULL (as on_delete would have)."""
-    quote = connection.ops.quote_name
+    """`INSERT INTO t (...) SELECT ... FROM unnest(<one array per column>) ON CONFLICT
+    (request_id) DO NOTHING`: one parameter per column, whatever the number of rows (a VALUES list
+    of one placeholder per value cost more to split and parse than to insert); a foreign key whose
+    row was deleted meanwhile is stored as NULL (as on_delete would have)."""
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: it is read once per value below
+    quote = db.ops.quote_name
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(quote(f.column) for f in fields)
-    casts = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
+    arrays = ", ".join(f"%s::{f.cast_db_type(db)}[]" for f in fields)
     selected = []
     for f in fields:
         if isinstance(f, ForeignKey):
@@ -259,20 +262,19 @@ def _insert(model: type[Model], rows: list[dict]) -> int:
             )
         else:
             selected.append(f"v.{quote(f.column)}")
-    values, params = [], []
+    values: list[list] = [[] for _ in fields]
     for row in rows:
         instance = model(**row)
-        for f in fields:
-            params.append(f.get_db_prep_save(f.pre_save(instance, add=False), connection))
-        values.append(f"({casts})")
+        for column, f in zip(values, fields, strict=True):
+            column.append(f.get_db_prep_save(f.pre_save(instance, add=False), db))
     table = quote(model._meta.db_table)
     sql = (
         f"INSERT INTO {table} ({columns}) SELECT {', '.join(selected)} "  # noqa: S608
-        f"FROM (VALUES {', '.join(values)}) AS v ({columns}) "
+        f"FROM unnest({arrays}) AS v ({columns}) "
         f"ON CONFLICT ({quote(REQUEST_ID)}) DO NOTHING"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    with db.cursor() as cursor:
+        cursor.execute(sql, values)
         return cursor.rowcount
 
 
