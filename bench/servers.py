@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 APP = "config.wsgi:application"
 TIMED_APP = "bench.timed_wsgi:application"  # the same, each request's time written down
+DRAIN_NICENESS = 10  # the worker's Nice= in deploy/systemd/licensing-worker.service
 
 SERVERS = {
     "gunicorn-sync": lambda port, workers, app=APP: [
@@ -117,12 +118,14 @@ class Server:
             )
             # The deployment's drain job for buffered records (README): with Redis they would
             # otherwise pile up in Redis for the whole run.
+            # At the deployment's priority too (Nice=10, deploy/systemd/licensing-worker.service).
             self.drainer = subprocess.Popen(
                 [sys.executable, "manage.py", "drain_records", "--every", "2"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=output,
+                preexec_fn=lambda: os.nice(DRAIN_NICENESS),  # the driver starts no threads
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
