@@ -16,8 +16,7 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.servers import CLOCK_TICKS
-
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GROUPS = ("workers", "postgres", "redis", "drain job", "load generator", "kernel & other")
 
 

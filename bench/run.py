@@ -12,7 +12,8 @@ Method (docs/performance.md has the details and the latest figures):
 4. for each endpoint: requests/s, p50/p99 latency, the ratio to the reference's requests/s (the
    reference measured again for half the duration right before each endpoint), SQL
    queries per warm request (counted in-process with Django's test client), the workers' CPU and
-   the whole machine's per request (bench/cpu.py), and the workers' peak memory; validation's latency is measured again at half its maximum load (open loop);
+   the whole machine's per request (bench/cpu.py), and the workers' peak memory; validation's
+   latency is measured again at half its maximum load (open loop);
 5. with --tenants N: N tenants, the time to provision one more, `migrate_schemas` with nothing to
    do, and the size of one empty tenant schema.
 """
@@ -202,27 +203,13 @@ def measure_server(name, environment, args, targets, only=None) -> dict:
             if endpoint != "reference":
                 # The reference again, right before: this VM's speed drifts within a run, so each
                 # ratio is taken against the reference measured next to it.
-                cpu_before, machine_before = server.workers_cpu_seconds(), cpu.Snapshot.take()
-                paired = drive(reference, args.port, args.concurrency, args.duration / 2, args.tool)
-                paired_cpu = server.workers_cpu_seconds() - cpu_before
-                paired_machine = cpu.per_request(
-                    machine_before, cpu.Snapshot.take(), server, paired["requests"]
-                )
+                paired = measured(server, reference, args, args.duration / 2)
             drive(target, args.port, args.concurrency, args.warmup, args.tool)  # warm-up
-            cpu_before, machine_before = server.workers_cpu_seconds(), cpu.Snapshot.take()
-            figures = drive(target, args.port, args.concurrency, args.duration, args.tool)
-            # Worker CPU per request: the server's own cost, whatever else shares the machine.
-            used = server.workers_cpu_seconds() - cpu_before
-            figures["cpu_ms_per_request"] = used * 1000 / max(1, figures["requests"])
-            # And the whole machine's, by group (bench/cpu.py): what the throughput follows here.
-            figures["machine_cpu_ms"] = cpu.per_request(
-                machine_before, cpu.Snapshot.take(), server, figures["requests"]
-            )
+            figures = measured(server, target, args, args.duration)
             if endpoint != "reference":
                 figures["paired_reference_rps"] = paired["rps"]
-                requests = max(1, paired["requests"])
-                figures["paired_reference_cpu_ms"] = paired_cpu * 1000 / requests
-                figures["paired_reference_machine_cpu_ms"] = paired_machine
+                figures["paired_reference_cpu_ms"] = paired["cpu_ms_per_request"]
+                figures["paired_reference_machine_cpu_ms"] = paired["machine_cpu_ms"]
             if figures["errors"]:
                 raise SystemExit(f"{name} {endpoint}: {figures['errors']} failed requests")
             results[endpoint] = figures
@@ -238,6 +225,19 @@ def measure_server(name, environment, args, targets, only=None) -> dict:
     if only is None and not args.skip_half_load:
         results["validate-half-load"] = half_load(name, environment, args, targets)
     return results
+
+
+def measured(server, target, args, duration: float) -> dict:
+    """`target` driven for `duration` seconds, with the CPU per request the whole machine spent
+    meanwhile, by group (bench/cpu.py: what the throughput follows on shared cores), and the
+    workers' share of it: the server's own cost, whatever else shares the machine."""
+    before = cpu.Snapshot.take()
+    figures = drive(target, args.port, args.concurrency, duration, args.tool)
+    figures["machine_cpu_ms"] = cpu.per_request(
+        before, cpu.Snapshot.take(), server, figures["requests"]
+    )
+    figures["cpu_ms_per_request"] = figures["machine_cpu_ms"]["workers"]
+    return figures
 
 
 def half_load(name, environment, args, targets) -> dict:

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.loadgen import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 
 APP = "config.wsgi:application"
@@ -70,18 +72,6 @@ def descendants(pid: int) -> list[int]:
             result.append(child)
             queue.append(child)
     return result
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
 def peak_rss_mib(pid: int) -> float | None:
@@ -152,10 +142,6 @@ class Server:
             return []
         return [pid for pid in descendants(self.process.pid) if peak_rss_mib(pid)]
 
-    def workers_cpu_seconds(self) -> float:
-        """CPU time used so far by the server's processes (master and workers)."""
-        return sum(cpu_seconds(pid) for pid in [self.process.pid, *self.worker_pids()])
-
     def peak_worker_memory_mib(self) -> float | None:
         values = [peak_rss_mib(pid) or 0 for pid in self.worker_pids()]
         return max(values) if values else None
@@ -185,14 +171,9 @@ def worker_times(directory: str, start: float, end: float) -> dict:
                 times.append(spent * 1000)
     if not times:
         return {}
-    times.sort()
-
-    def at(share: float) -> float:
-        return times[min(len(times) - 1, int(share * len(times)))]
-
-    return {
+    return {  # the percentiles as the load generator takes the client's
         "worker_requests": len(times),
-        "worker_p50_ms": at(0.50),
-        "worker_p99_ms": at(0.99),
-        "worker_max_ms": times[-1],
+        "worker_p50_ms": percentile(times, 50),
+        "worker_p99_ms": percentile(times, 99),
+        "worker_max_ms": max(times),
     }
